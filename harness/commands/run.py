@@ -1,0 +1,104 @@
+"""`rbench run CONFIG [key=value ...]`: one training run, locally or on Ray."""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from harness.config import ExperimentConfig, load_experiment
+from harness.errors import ConfigError, UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train one experiment config",
+                       description="Train one experiment. Overrides are dotted key=value pairs, "
+                                   "e.g. `rbench run exp.yaml train.lr=3e-4 model.n=4`.")
+    p.add_argument("config", help="experiment YAML file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    p.add_argument("--run-dir", type=Path, help="where this run's files go "
+                   "(default: <runs_dir>/<name>-<timestamp>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last checkpoint of --run-dir (default: the newest run of "
+                        "this config's name that has one)")
+    p.add_argument("--workers", type=int, default=None, help="data-parallel workers on Ray")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    p.set_defaults(func=main)
+
+
+def load_and_check(path: str, overrides: list[str]) -> ExperimentConfig:
+    """Everything that can be validated before work starts: schema, then the task's parameters."""
+    from benchmarks.registry import resolve
+
+    cfg = load_experiment(path, overrides)
+    try:
+        resolve(cfg.task)
+    except ConfigError as e:
+        raise e.with_source(str(path) + (" + overrides" if overrides else "")) from None
+    return cfg
+
+
+def pick_run_dir(cfg: ExperimentConfig, run_dir: Path | None, resume: bool) -> Path:
+    from harness import checkpoint
+
+    if run_dir is not None:
+        if resume and checkpoint.latest(run_dir) is None:
+            raise UserError(f"--resume: no complete checkpoint under {run_dir}/checkpoints")
+        return run_dir
+    root = Path(cfg.runs_dir)
+    if resume:
+        candidates = sorted(p for p in root.glob(f"{cfg.name}-*") if checkpoint.latest(p) is not None)
+        if not candidates:
+            raise UserError(f"--resume: no run of '{cfg.name}' with a checkpoint under {root}/")
+        return candidates[-1]
+    return root / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_and_check(args.config, args.overrides)
+    run_dir = pick_run_dir(cfg, args.run_dir, args.resume)
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if args.workers is not None or address:
+        from harness.launch import launch
+        result = launch(cfg, run_dir=run_dir, workers=args.workers or 1,
+                        gpus_per_worker=args.gpus_per_worker, address=address, resume=args.resume)
+        run_id = _read_run_id(run_dir)
+    else:
+        result, run_id = run_local(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    print_summary(result, run_id)
+    return 0
+
+
+def _read_run_id(run_dir: Path) -> str | None:
+    from harness.tracking import read_run_id
+    return read_run_id(run_dir)
+
+
+def run_local(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
+    """Train in this process with MLflow tracking (rank 0). Returns (TrainResult, mlflow run id)."""
+    from harness import checkpoint
+    from harness.engine import Hooks, train
+    from harness.tracking import Tracker, read_run_id
+
+    resume_from = checkpoint.latest(run_dir) if resume else None
+    if not cfg.tracking.enabled:
+        return train(cfg, run_dir, resume_from=resume_from, progress=progress), None
+    tracker = Tracker(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None)
+    with tracker:
+        hooks = Hooks(on_log=tracker.log_metrics,
+                      on_eval=lambda step, m: tracker.log_metrics(step, m, prefix="eval/"))
+        result = train(cfg, run_dir, resume_from=resume_from, hooks=hooks, progress=progress)
+        tracker.finish(result)
+    return result, tracker.run_id
+
+
+def print_summary(result, run_id: str | None) -> None:
+    print(f"mlflow run: {run_id or '(tracking disabled)'}")
+    print(f"step: {result.step}  params: {result.num_parameters:,}  "
+          f"training FLOPs: {result.flops:.4g}")
+    for k, v in sorted(result.metrics.items()):
+        print(f"  {k}: {v:.6g}")
+    print(f"run files: {result.run_dir}")
+    print(f"checkpoint: {result.checkpoint_dir}")

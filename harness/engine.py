@@ -1,0 +1,358 @@
+"""The training engine: one run of one config, as a plain function.
+
+    train(cfg, run_dir) ->  data -> model -> DeepSpeed engine -> deep-supervision loop -> eval -> checkpoints
+
+It knows nothing of Ray or MLflow: callers observe it through `Hooks`. If torch.distributed is already
+initialised (a Ray Train worker) it joins that process group; otherwise it makes a one-process group.
+
+Deep supervision: a carry (latents, segment count, halted flag, current example) lives across
+optimizer steps. Every step runs ONE supervision segment for the whole batch and one optimizer step;
+rows that halted take a fresh example from the step's batch (the model does the swap). Evaluation
+runs all `halt_max_steps` segments (no early halt).
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from benchmarks.dataset import PuzzleDataset, subset
+from harness import checkpoint as ckpt
+from harness.config import ExperimentConfig
+from harness.device import Runtime, local_device, resolve_runtime
+from harness.errors import ConfigError
+from harness.progress import Progress
+from harness.seeding import seed_everything, step_generator
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite. Raised on every rank at the same step."""
+
+    def __init__(self, step: int, loss: float):
+        self.step, self.loss = step, loss
+        super().__init__(f"training diverged at step {step}: loss is {loss}")
+
+
+@dataclass
+class Hooks:
+    on_log: Callable[[int, dict[str, float]], None] | None = None         # rank 0
+    on_eval: Callable[[int, dict[str, float]], None] | None = None        # rank 0
+    on_checkpoint: Callable[[int, Path, dict[str, float]], None] | None = None  # every rank
+    should_stop: Callable[[], bool] | None = None                        # checked after each step
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    metrics: dict[str, float]          # final evaluation
+    flops: float                       # cumulative training FLOPs (all workers)
+    checkpoint_dir: Path | None
+    num_parameters: int
+    effective_depth: int
+    history: list[dict] = field(default_factory=list)   # eval metrics per evaluation (rank 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-up stages
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_distributed(rt: Runtime) -> tuple[int, int]:
+    """Join the existing process group, or create a single-process one (no launcher needed)."""
+    if rt.device == "cpu":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before DeepSpeed picks an accelerator
+    import deepspeed
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        for key, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"),
+                           ("MASTER_ADDR", "127.0.0.1")):
+            os.environ.setdefault(key, value)
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        deepspeed.init_distributed(dist_backend=rt.backend, verbose=False)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def build_data(cfg: ExperimentConfig, rank: int) -> tuple[object, dict[str, PuzzleDataset]]:
+    """Rank 0 builds (or finds) the cached dataset first; the others then read the cache."""
+    import torch.distributed as dist
+
+    from benchmarks import build
+    from benchmarks.registry import resolve
+
+    spec = resolve(cfg.task)
+    cache_root = Path(cfg.runs_dir) / "data"
+    if rank == 0:
+        data = build(spec, cache_root)
+    dist.barrier()
+    if rank != 0:
+        data = build(spec, cache_root)
+    return spec, data
+
+
+def lr_factor(cfg: ExperimentConfig, step: int) -> float:
+    """Linear warm-up, then constant or cosine down to lr_min_ratio. `step` is 0-based."""
+    t = cfg.train
+    if t.lr_warmup_steps and step < t.lr_warmup_steps:
+        return (step + 1) / t.lr_warmup_steps
+    if t.lr_schedule == "constant":
+        return 1.0
+    progress = (step - t.lr_warmup_steps) / max(1, t.steps - t.lr_warmup_steps)
+    return t.lr_min_ratio + (1 - t.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def deepspeed_config(cfg: ExperimentConfig, rt: Runtime, per_rank_batch: int) -> dict:
+    ds = {
+        "train_micro_batch_size_per_gpu": per_rank_batch,
+        "gradient_accumulation_steps": 1,
+        "zero_optimization": {"stage": cfg.engine.zero_stage},
+        "bf16": {"enabled": rt.precision == "bf16"},
+        "steps_per_print": 2**62,
+        "wall_clock_breakdown": False,
+    }
+    if cfg.train.grad_clip:
+        ds["gradient_clipping"] = cfg.train.grad_clip
+    return ds
+
+
+class EMA:
+    """Exponential moving average of the parameters (TRM evaluates and checkpoints these)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        import copy
+
+        self.decay = decay
+        self.module = module
+        self.shadow = copy.deepcopy(module).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for s, p in zip(self.shadow.parameters(), self.module.parameters()):
+            s.lerp_(p.detach().to(s.dtype), 1.0 - self.decay)
+
+    def eval_model(self) -> torch.nn.Module:
+        # Buffers (e.g. the puzzle-embedding table) are copied only when needed: they can be large.
+        with torch.no_grad():
+            for s, b in zip(self.shadow.buffers(), self.module.buffers()):
+                s.copy_(b)
+        return self.shadow
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: p for n, p in self.shadow.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for n, p in self.shadow.named_parameters():
+                p.copy_(state[n])
+
+
+def to_batch(ds: PuzzleDataset, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+    return {
+        "inputs": torch.from_numpy(ds.inputs[idx]).long().to(device),
+        "labels": torch.from_numpy(ds.labels[idx]).long().to(device),
+        "puzzle_identifiers": torch.from_numpy(ds.puzzle_identifiers[idx]).long().to(device),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentConfig,
+             device: torch.device, rank: int, world: int) -> dict[str, float]:
+    """Every rank predicts a contiguous shard; rank 0 scores the whole set; all ranks get metrics."""
+    import torch.distributed as dist
+
+    from benchmarks import scoring
+
+    n = min(len(test), cfg.train.eval_examples or len(test))
+    shard = np.array_split(np.arange(n), world)[rank]
+    bs = cfg.train.eval_batch_size or max(1, cfg.train.batch_size // world)
+    was_training = model.training
+    model.eval()
+    preds, q_halt = [], []
+    for start in range(0, len(shard), bs):
+        p, q = model.predict(to_batch(test, shard[start:start + bs], device))
+        preds.append(p.cpu().numpy())
+        q_halt.append(q.float().cpu().numpy())
+    model.train(was_training)
+    L = test.meta.seq_len
+    local = (np.concatenate(preds) if preds else np.zeros((0, L), np.int64),
+             np.concatenate(q_halt) if q_halt else np.zeros((0,), np.float32))
+    gathered = [None] * world
+    dist.all_gather_object(gathered, local)
+    metrics = None
+    if rank == 0:
+        all_p = np.concatenate([g[0] for g in gathered])
+        all_q = np.concatenate([g[1] for g in gathered])
+        metrics = {k: float(v) for k, v in scoring.score(spec, subset(test, np.arange(n)), all_p, all_q).items()}
+        metrics["eval_examples"] = float(n)
+    box = [metrics]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = None,
+          hooks: Hooks | None = None, progress: bool = True) -> TrainResult:
+    import deepspeed
+    import torch.distributed as dist
+
+    from benchmarks.sampler import GroupSampler
+    from models import build_model
+
+    hooks = hooks or Hooks()
+    run_dir = Path(run_dir)
+    rt = resolve_runtime(cfg.engine)
+    rank, world = init_distributed(rt)
+    device = local_device(rt)
+    if cfg.train.batch_size % world:
+        raise ConfigError("train.batch_size",
+                          f"must be divisible by the number of workers ({world}), got {cfg.train.batch_size}")
+    if cfg.train.ema_decay and cfg.engine.zero_stage == 3:
+        raise ConfigError("train.ema_decay", "EMA needs whole parameters on each worker: use engine.zero_stage <= 2")
+    per_rank = cfg.train.batch_size // world
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(cfg.to_yaml())
+
+    # data -> model -> engine
+    spec, data = build_data(cfg, rank)
+    train_ds, test_ds = data["train"], data["test"]
+    seed_everything(cfg.seed)                      # identical initial weights on every rank
+    model = build_model(cfg.model, train_ds.meta)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, betas=cfg.train.betas,
+                                  weight_decay=cfg.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
+    engine, optimizer, _, scheduler = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler,
+        config=deepspeed_config(cfg, rt, per_rank), dist_init_required=False)
+    module = engine.module
+    ema = EMA(module, cfg.train.ema_decay) if cfg.train.ema_decay else None
+    sampler = GroupSampler(train_ds, per_rank, rank=rank, world_size=world, seed=cfg.seed)
+    flops_per_step = float(module.flops_per_example("train")) * cfg.train.batch_size
+
+    # state that a checkpoint restores
+    step, flops, carry = 0, 0.0, None
+    history: list[dict] = []
+    last_eval: dict[str, float] = {}
+    if resume_from is not None:
+        resume_from = Path(resume_from)
+        state = ckpt.read_state(resume_from)
+        if int(state.get("world_size", world)) != world:
+            raise ConfigError("--workers", f"the checkpoint {resume_from} was written by "
+                              f"{state['world_size']} workers; resume with the same number (got {world})")
+        engine.load_checkpoint(str(resume_from), tag=ckpt.DS_TAG, load_module_strict=True)
+        step, flops = int(state["step"]), float(state["flops"])
+        history, last_eval = state.get("history", []), state.get("metrics", {})
+        carry = ckpt.load_tensors(resume_from / f"carry_rank{rank}.pt", device)
+        if ema is not None:
+            ema.load_state_dict(ckpt.load_tensors(resume_from / "ema.pt", device))
+
+    batches = sampler.batches(start=step)
+    bar = Progress(cfg.train.steps, start=step, enabled=progress and rank == 0)
+    sums: dict[str, torch.Tensor] = {}
+    n_sum, t_log, last_ckpt = 0, time.perf_counter(), None
+
+    def eval_model():
+        return ema.eval_model() if ema is not None else module
+
+    def save(at_step: int, metrics: dict[str, float]) -> Path:
+        path = ckpt.step_dir(run_dir, at_step)
+        path.mkdir(parents=True, exist_ok=True)
+        engine.save_checkpoint(str(path), tag=ckpt.DS_TAG)
+        ckpt.save_tensors(path / f"carry_rank{rank}.pt", carry)
+        if ema is not None and rank == 0:
+            ckpt.save_tensors(path / "ema.pt", ema.state_dict())
+        dist.barrier()
+        if rank == 0:
+            ckpt.write_state(path, {"step": at_step, "flops": flops, "metrics": metrics,
+                                    "history": history, "world_size": world})
+            ckpt.prune(run_dir, cfg.train.keep_checkpoints)
+        dist.barrier()
+        if hooks.on_checkpoint:
+            hooks.on_checkpoint(at_step, path, metrics)
+        return path
+
+    engine.train()
+    stopped = False
+    while step < cfg.train.steps:
+        batch = to_batch(train_ds, next(batches), device)
+        if carry is None:
+            carry = module.initial_carry(batch)
+        carry, loss, metrics, _ = engine(carry, batch, generator=step_generator(cfg.seed, rank, step))
+        bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0])
+        if world > 1:
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        if bad.item():
+            raise TrainingDiverged(step, float(loss.detach()))
+        engine.backward(loss)
+        engine.step()
+        if hasattr(module, "puzzle_emb_step"):
+            module.puzzle_emb_step(cfg.train.puzzle_emb_lr * lr_factor(cfg, step),
+                                   cfg.train.puzzle_emb_weight_decay)
+        if ema is not None:
+            ema.update()
+        step += 1
+        flops += flops_per_step
+
+        metrics = {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
+        for k, v in metrics.items():
+            sums[k] = sums.get(k, 0.0) + v.float()
+        n_sum += 1
+        if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+            keys = sorted(sums)
+            vec = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32).cpu() for k in keys]) / n_sum
+            if world > 1:
+                dist.all_reduce(vec)
+                vec /= world
+            now = time.perf_counter()
+            logged = {k: float(v) for k, v in zip(keys, vec)}
+            logged.update(lr=cfg.train.lr * lr_factor(cfg, step - 1), flops_cumulative=flops,
+                          examples_per_s=n_sum * cfg.train.batch_size / max(now - t_log, 1e-9))
+            sums, n_sum, t_log = {}, 0, now
+            if rank == 0:
+                bar.update(step, logged)
+                if hooks.on_log:
+                    hooks.on_log(step, logged)
+        stopped = bool(hooks.should_stop and hooks.should_stop())
+        if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.train.steps:
+            last_eval = evaluate(eval_model(), spec, test_ds, cfg, device, rank, world)
+            last_eval["flops_cumulative"] = flops
+            history.append({"step": step, **last_eval})
+            if rank == 0:
+                bar.message(f"eval @ {step}: " + " ".join(f"{k}={v:.4g}" for k, v in last_eval.items()))
+                if hooks.on_eval:
+                    hooks.on_eval(step, last_eval)
+        periodic = cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0
+        if (periodic and step < cfg.train.steps) or stopped:
+            last_ckpt = save(step, last_eval)
+        if stopped:
+            break
+
+    if not stopped:
+        last_eval = evaluate(eval_model(), spec, test_ds, cfg, device, rank, world)
+        last_eval["flops_cumulative"] = flops
+        history.append({"step": step, **last_eval})
+        if rank == 0 and hooks.on_eval:
+            hooks.on_eval(step, last_eval)
+        last_ckpt = save(step, last_eval)
+    bar.close()
+    return TrainResult(run_dir=run_dir, step=step, metrics=last_eval, flops=flops,
+                       checkpoint_dir=last_ckpt, num_parameters=int(module.num_parameters()),
+                       effective_depth=int(module.effective_depth()), history=history)

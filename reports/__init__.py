@@ -1,0 +1,1 @@
+"""Reports: MLflow runs -> a tidy pandas table -> Markdown with the scaling comparison."""
