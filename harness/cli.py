@@ -13,7 +13,7 @@ import sys
 from harness.errors import UserError
 
 # Modules under harness/commands that contribute sub-commands, in help order.
-COMMAND_MODULES = ("run", "model", "data", "sweep")
+COMMAND_MODULES = ("run", "model", "data", "sweep", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides (key=value) may come before or after options: argparse stops a `nargs="*"`
+    # positional at the first option, so collect the stragglers here.
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -36,6 +36,7 @@ class TaskConfig(BaseModel):
 
 class TrainConfig(_Strict):
     steps: PositiveInt = 1000                 # optimizer steps = supervision segments per row
+    flops_budget: float | None = Field(None, gt=0)  # stop at this many training FLOPs (equal-compute studies)
     batch_size: PositiveInt = 64              # global batch (split across data-parallel workers)
     lr: float = Field(1e-4, gt=0)
     lr_warmup_steps: int = Field(0, ge=0)

@@ -102,14 +102,21 @@ def build_data(cfg: ExperimentConfig, rank: int) -> tuple[object, dict[str, Puzz
     return spec, data
 
 
-def lr_factor(cfg: ExperimentConfig, step: int) -> float:
+def total_steps(cfg: ExperimentConfig, flops_per_step: float) -> int:
+    """`train.steps`, or fewer when `train.flops_budget` runs out first (equal-compute studies)."""
+    if cfg.train.flops_budget is None:
+        return cfg.train.steps
+    return max(1, min(cfg.train.steps, int(cfg.train.flops_budget // flops_per_step)))
+
+
+def lr_factor(cfg: ExperimentConfig, step: int, steps: int) -> float:
     """Linear warm-up, then constant or cosine down to lr_min_ratio. `step` is 0-based."""
     t = cfg.train
     if t.lr_warmup_steps and step < t.lr_warmup_steps:
         return (step + 1) / t.lr_warmup_steps
     if t.lr_schedule == "constant":
         return 1.0
-    progress = (step - t.lr_warmup_steps) / max(1, t.steps - t.lr_warmup_steps)
+    progress = (step - t.lr_warmup_steps) / max(1, steps - t.lr_warmup_steps)
     return t.lr_min_ratio + (1 - t.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -235,17 +242,18 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     train_ds, test_ds = data["train"], data["test"]
     seed_everything(cfg.seed)                      # identical initial weights on every rank
     model = build_model(cfg.model, train_ds.meta)
+    flops_per_step = float(model.flops_per_example("train")) * cfg.train.batch_size
+    steps = total_steps(cfg, flops_per_step)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, betas=cfg.train.betas,
                                   weight_decay=cfg.train.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps))
     engine, optimizer, _, scheduler = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=scheduler,
         config=deepspeed_config(cfg, rt, per_rank), dist_init_required=False)
     module = engine.module
     ema = EMA(module, cfg.train.ema_decay) if cfg.train.ema_decay else None
     sampler = GroupSampler(train_ds, per_rank, rank=rank, world_size=world, seed=cfg.seed)
-    flops_per_step = float(module.flops_per_example("train")) * cfg.train.batch_size
 
     # state that a checkpoint restores
     step, flops, carry = 0, 0.0, None
@@ -265,7 +273,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
             ema.load_state_dict(ckpt.load_tensors(resume_from / "ema.pt", device))
 
     batches = sampler.batches(start=step)
-    bar = Progress(cfg.train.steps, start=step, enabled=progress and rank == 0)
+    bar = Progress(steps, start=step, enabled=progress and rank == 0)
     sums: dict[str, torch.Tensor] = {}
     n_sum, t_log, last_ckpt = 0, time.perf_counter(), None
 
@@ -291,7 +299,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
 
     engine.train()
     stopped = False
-    while step < cfg.train.steps:
+    while step < steps:
         batch = to_batch(train_ds, next(batches), device)
         if carry is None:
             carry = module.initial_carry(batch)
@@ -304,7 +312,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
         engine.backward(loss)
         engine.step()
         if hasattr(module, "puzzle_emb_step"):
-            module.puzzle_emb_step(cfg.train.puzzle_emb_lr * lr_factor(cfg, step),
+            module.puzzle_emb_step(cfg.train.puzzle_emb_lr * lr_factor(cfg, step, steps),
                                    cfg.train.puzzle_emb_weight_decay)
         if ema is not None:
             ema.update()
@@ -315,7 +323,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
         for k, v in metrics.items():
             sums[k] = sums.get(k, 0.0) + v.float()
         n_sum += 1
-        if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+        if step % cfg.train.log_every == 0 or step == steps:
             keys = sorted(sums)
             vec = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32).cpu() for k in keys]) / n_sum
             if world > 1:
@@ -323,7 +331,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
                 vec /= world
             now = time.perf_counter()
             logged = {k: float(v) for k, v in zip(keys, vec)}
-            logged.update(lr=cfg.train.lr * lr_factor(cfg, step - 1), flops_cumulative=flops,
+            logged.update(lr=cfg.train.lr * lr_factor(cfg, step - 1, steps), flops_cumulative=flops,
                           examples_per_s=n_sum * cfg.train.batch_size / max(now - t_log, 1e-9))
             sums, n_sum, t_log = {}, 0, now
             if rank == 0:
@@ -331,7 +339,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
                 if hooks.on_log:
                     hooks.on_log(step, logged)
         stopped = bool(hooks.should_stop and hooks.should_stop())
-        if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.train.steps:
+        if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < steps:
             last_eval = evaluate(eval_model(), spec, test_ds, cfg, device, rank, world)
             last_eval["flops_cumulative"] = flops
             history.append({"step": step, **last_eval})
@@ -340,7 +348,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
                 if hooks.on_eval:
                     hooks.on_eval(step, last_eval)
         periodic = cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0
-        if (periodic and step < cfg.train.steps) or stopped:
+        if (periodic and step < steps) or stopped:
             last_ckpt = save(step, last_eval)
         if stopped:
             break

@@ -115,7 +115,8 @@ class Tracker:
             self._client.set_tag(self.run_id, k, str(v))
 
     def finish(self, result) -> None:
-        self.log_metrics(result.step, result.metrics, prefix=EVAL_PREFIX)
+        """Close the run as FINISHED. Evaluation metrics arrive through the engine's `on_eval`
+        hook (`log_metrics(step, m, prefix=EVAL_PREFIX)`), the final one included."""
         self.log_params({"num_parameters": result.num_parameters,
                          "effective_depth": result.effective_depth})
         self.set_tags({"rbench.checkpoint_dir": str(result.checkpoint_dir),

@@ -1,0 +1,98 @@
+"""`rbench run` as a user meets it: one-line errors with exit code 2, one MLflow run per job."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from harness.cli import main
+
+
+def write_cfg(tmp_path, runs_dir, **extra):
+    data = {
+        "name": "cli", "seed": 0, "runs_dir": str(runs_dir),
+        "model": {"arch": "transformer", "hidden": 32, "heads": 2, "layers": 2, "halt_max_steps": 2},
+        "task": {"name": "sudoku-4x4", "train_size": 128, "test_size": 32},
+        "train": {"steps": 4, "batch_size": 16, "lr": 1e-3, "log_every": 2},
+    }
+    data.update(extra)
+    p = tmp_path / "exp.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def mlflow_runs(runs_dir):
+    from mlflow.tracking import MlflowClient
+    db = runs_dir / "mlflow.db"
+    if not db.exists():
+        return []
+    c = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exps = c.search_experiments()
+    return [r for r in c.search_runs([e.experiment_id for e in exps])] if exps else []
+
+
+@pytest.mark.parametrize("case, overrides, words", [
+    ("unknown key", ["train.stepz=3"], "train.stepz: unknown key"),
+    ("wrong type", ["train.steps=lots"], "train.steps: input should be a valid integer"),
+    ("unknown task param", ["task.colour=red"], "task.colour"),
+    ("unknown task", ["task.name=chess"], "task.name"),
+])
+def test_bad_config_is_one_line_exit_2_and_no_run(tmp_path, runs_dir, capsys, case, overrides, words):
+    path = write_cfg(tmp_path, runs_dir)
+    code = main(["run", str(path), *overrides])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and words in err and str(path) in err, err
+    assert mlflow_runs(runs_dir) == []
+    assert not any(runs_dir.glob("cli-*")), "no run folder for a config that never ran"
+
+
+def test_missing_file_exit_2(tmp_path, capsys):
+    code = main(["run", str(tmp_path / "absent.yaml")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"rbench: error: {tmp_path / 'absent.yaml'}: file not found"
+
+
+def test_cli_entry_point_exit_code(tmp_path):
+    """The installed console script itself (a real process) exits 2 with one line."""
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "x.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("x.yaml: file not found")
+
+
+@pytest.mark.slow
+def test_run_logs_one_complete_mlflow_run(tmp_path, runs_dir, capsys):
+    path = write_cfg(tmp_path, runs_dir)
+    assert main(["run", str(path), "--no-progress", "train.eval_every=2"]) == 0
+    out = capsys.readouterr().out
+    runs = mlflow_runs(runs_dir)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and f"mlflow run: {run.info.run_id}" in out
+    assert "run files: " in out and "exact_accuracy" in out
+    p, t = run.data.params, run.data.tags
+    assert p["model.arch"] == "transformer" and p["train.steps"] == "4" and p["seed"] == "0"
+    assert int(p["num_parameters"]) > 0
+    assert len(t["mlflow.source.git.commit"]) in (40, 7) or t["mlflow.source.git.commit"] == "unknown"
+    assert t["rbench.checkpoint_dir"].endswith("step_00000004")
+    from mlflow.tracking import MlflowClient
+    c = MlflowClient(tracking_uri=f"sqlite:///{runs_dir / 'mlflow.db'}")
+    loss = c.get_metric_history(run.info.run_id, "train/loss")
+    assert [m.step for m in loss] == [2, 4]
+    flops = [m.value for m in c.get_metric_history(run.info.run_id, "train/flops_cumulative")]
+    assert flops[1] == pytest.approx(2 * flops[0]) and flops[0] > 0
+    evals = c.get_metric_history(run.info.run_id, "eval/exact_accuracy")
+    assert [m.step for m in evals] == [2, 4]
+    artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "provenance.json"} <= artifacts
+    prov = c.load_dict if hasattr(c, "load_dict") else None
+    run_dir = next(runs_dir.glob("cli-*"))
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["arch"] == "transformer" and saved["train"]["steps"] == 4
+    # resume continues the same MLflow run rather than starting another
+    assert main(["run", str(path), "--no-progress", "--resume", "train.steps=6"]) == 0
+    runs = mlflow_runs(runs_dir)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert [m.step for m in c.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6]
