@@ -38,13 +38,17 @@ def summarize(df: pd.DataFrame, metric: str = "exact_accuracy") -> pd.DataFrame:
     return pd.DataFrame(out).sort_values(["task", "train_flops"]).reset_index(drop=True)
 
 
+def _fmt(v) -> str:
+    """Config values come back from pandas as floats when a column has gaps: 32.0 -> 32."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
 def _variant(row: pd.Series) -> str:
-    arch = row.get("model.arch")
-    parts = [str(arch)]
+    parts = [str(row.get("model.arch"))]
     for k in VARIANT_KEYS[1:]:
         v = row.get(k)
         if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            parts.append(f"{k.split('.', 1)[1]}={v}")
+            parts.append(f"{k.split('.', 1)[1]}={_fmt(v)}")
     return " ".join(parts)
 
 
@@ -63,7 +67,7 @@ def markdown(df: pd.DataFrame, *, title: str, metric: str = "exact_accuracy",
                   "|---|---:|---:|---:|---:|---:|---|"]
         for _, r in t.iterrows():
             std = "" if math.isnan(r[f"{metric}_std"]) else f" ± {100 * r[f'{metric}_std']:.1f}"
-            lines.append(f"| {_variant(r)} | {r['num_parameters']:,} | {r['effective_depth']} | "
+            lines.append(f"| {_variant(r)} | {r['num_parameters']:,} | {_fmt(r['effective_depth'])} | "
                          f"{r['train_flops']:.3g} | {r['seeds']} | {100 * r[metric]:.1f}%{std} | "
                          f"{100 * r['ci95_low']:.1f}-{100 * r['ci95_high']:.1f}% |")
         lines += ["", *_verdict(t, metric), ""]

@@ -23,7 +23,7 @@ def runs_table(uri: str, experiment: str, *, filter_string: str = "",
                              page_token=token)
         for run in page:
             tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-            if not include_parents and tags.get("rbench.kind") == "sweep":
+            if not include_parents and tags.get("rbench.role") == "sweep":
                 continue
             row = {"run_id": run.info.run_id, "run_name": run.info.run_name,
                    "status": run.info.status,

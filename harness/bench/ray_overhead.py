@@ -1,0 +1,143 @@
+"""Ray overhead of sweeps: per-trial start-up cost, and 2 concurrent trials vs 1 on this machine.
+
+Runs the same two trials (a 2-point grid on sweeps/experiments/sweep-smoke.yaml, 1 worker each)
+twice in one local Ray: once one at a time (max_concurrency 1), once side by side
+(max_concurrency 2). Reports, per trial:
+  overhead   Tune starting the trial -> the first training step done (trial actor, Train
+             controller, worker process, process group, DeepSpeed, data, model)
+  train ex/s training throughput of the trial's worker (examples per second between its logs)
+and per sweep the wall time and the aggregate training throughput, with the ratios.
+
+    python -m harness.bench.ray_overhead [--steps 300] [--runs-dir runs/bench-ray] [key=value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = REPO / "sweeps" / "experiments" / "sweep-smoke.yaml"
+LOG_EVERY = 10
+
+
+def _probe():
+    """A Tune callback noting when each trial is launched (driver clock = worker clock: one host)."""
+    from ray.tune import Callback
+
+    class TrialStarts(Callback):
+        def __init__(self):
+            self.started: dict[int, float] = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.started[int(trial.config["_rbench"]["number"])] = time.time()
+
+    return TrialStarts()
+
+
+def run_one(runs_dir: Path, name: str, concurrency: int, steps: int, overrides: list[str]) -> dict:
+    from harness.sweep import load_spec, run_sweep
+    from harness.tracking import client
+    from harness.tracking_sweep import trial_runs
+
+    spec = {"name": name, "experiment": str(BASE), "runs_dir": str(runs_dir),
+            "overrides": [f"train.steps={steps}", f"train.log_every={LOG_EVERY}",
+                          "train.eval_every=0", "train.checkpoint_every=0",
+                          "train.eval_examples=32", *overrides],
+            "space": {"train.lr": {"type": "categorical", "values": [0.002, 0.003]}},
+            "seeds": [0], "max_concurrency": concurrency,
+            "resources": {"workers": 1, "cpus_per_worker": 1}}
+    path = runs_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    probe = _probe()
+    t0 = time.time()
+    summary = run_sweep(path, callbacks=[probe])
+    wall = time.time() - t0
+    if summary["counts"]["done"] != 2:
+        raise SystemExit(f"bench sweep {name} did not finish both trials: {summary['counts']}")
+
+    sw = load_spec(path)
+    state = json.loads((sw.sweep_dir / "sweep.json").read_text())
+    c = client(state["tracking_uri"])
+    trials = []
+    for run in trial_runs(state["tracking_uri"], state["experiment"], state["sweep_id"]):
+        number = int(run.data.tags["rbench.trial_number"])
+        hist = sorted(c.get_metric_history(run.info.run_id, "train/loss"), key=lambda m: m.step)
+        # first step ~= first log - (LOG_EVERY - 1) x (time per step between the first two logs)
+        per_step = (hist[1].timestamp - hist[0].timestamp) / 1000 / (hist[1].step - hist[0].step)
+        first_step = hist[0].timestamp / 1000 - (hist[0].step - 1) * per_step
+        rates = [m.value for m in c.get_metric_history(run.info.run_id, "train/examples_per_s")]
+        trials.append({"number": number, "overhead_s": first_step - probe.started[number],
+                       "train_start": first_step, "train_end": hist[-1].timestamp / 1000,
+                       "examples_per_s": statistics.median(rates[1:] or rates)})
+    batch = sw.base.train.batch_size
+    return {"name": name, "concurrency": concurrency, "wall_s": wall, "trials": trials,
+            # all examples trained / the time during which at least one trial was training
+            "aggregate_examples_per_s": 2 * steps * batch / _union(
+                [(t["train_start"], t["train_end"]) for t in trials])}
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=300, help="training steps per trial")
+    ap.add_argument("--runs-dir", default=str(REPO / "runs" / "bench-ray"))
+    ap.add_argument("--address", default=None, help="a Ray cluster (default: a local Ray)")
+    ap.add_argument("overrides", nargs="*", help="experiment overrides, e.g. model.hidden=64")
+    args = ap.parse_args()
+
+    import os
+
+    from harness.launch import ensure_ray
+
+    runs_dir = Path(args.runs_dir).resolve()
+    shutil.rmtree(runs_dir / "sweeps", ignore_errors=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # One logical CPU more than cores: each trial's driver (a Tune actor) asks for 0.01 CPU, and
+    # two 1-CPU workers plus two drivers must fit at once (what `rbench sweep` sizes a local Ray to).
+    ensure_ray(args.address, runs_dir=runs_dir, num_cpus=(os.cpu_count() or 1) + 1)
+    import ray
+    print(f"Ray resources: {ray.cluster_resources().get('CPU', 0):g} CPUs; "
+          f"{args.steps} steps per trial; base {BASE.relative_to(REPO)}")
+
+    results = [run_one(runs_dir, "bench-serial", 1, args.steps, args.overrides),
+               run_one(runs_dir, "bench-parallel", 2, args.steps, args.overrides)]
+    print()
+    print(f"{'sweep':<16}{'trial':>6}{'overhead s':>12}{'train ex/s':>12}")
+    for r in results:
+        for t in sorted(r["trials"], key=lambda t: t["number"]):
+            print(f"{r['name']:<16}{t['number']:>6}{t['overhead_s']:>12.1f}{t['examples_per_s']:>12.0f}")
+    print()
+    print(f"{'sweep':<16}{'concurrency':>12}{'wall s':>9}{'aggregate train ex/s':>22}")
+    for r in results:
+        print(f"{r['name']:<16}{r['concurrency']:>12}{r['wall_s']:>9.1f}"
+              f"{r['aggregate_examples_per_s']:>22.0f}")
+    serial, parallel = results
+    over = [t["overhead_s"] for r in results for t in r["trials"]]
+    print()
+    print(f"per-trial overhead (trial start -> first step): median {statistics.median(over):.1f}s, "
+          f"min {min(over):.1f}s, max {max(over):.1f}s")
+    print(f"2 concurrent vs 1: aggregate training throughput x"
+          f"{parallel['aggregate_examples_per_s'] / serial['aggregate_examples_per_s']:.2f}, "
+          f"sweep wall time x{parallel['wall_s'] / serial['wall_s']:.2f} "
+          f"(trials/hour {3600 * 2 / serial['wall_s']:.0f} -> {3600 * 2 / parallel['wall_s']:.0f})")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Looped (Universal) transformer: one weight-tied stack applied `loops` times per segment.
+
+The "recursion without the HRM/TRM specifics" baseline: the same blocks and input injection,
+
+    for i in 1..loops:   z = f(z + x)          z, x [B, S, d]
+
+with full backprop through every loop (no no-grad part, unlike TRM), and the shared deep
+supervision / optional ACT wrapper around it (`act: false` = fixed halt_max_steps segments).
+"""
+from __future__ import annotations
+
+from benchmarks.dataset import DatasetMeta
+from models.act import Core
+from models.layers import Stack
+
+
+class Looped(Core):
+    latent_names = ("z",)
+
+    def __init__(self, cfg, meta: DatasetMeta):
+        super().__init__(cfg, meta)
+        self.net = Stack(cfg.layers, **self.block_kw())
+
+    def forward(self, latents, batch, need_logits: bool = True):
+        x = self.embed(batch)                          # [B, S, d]
+        z = latents["z"]
+        for _ in range(self.cfg.loops):
+            z = self.net(z, x, self.rotary)            # weight-tied, with gradient
+        logits, q = self.heads(z, need_logits)
+        return {"z": z.detach()}, logits, q
+
+    # FLOPs per example: loops * (layers blocks), all with backward in training, plus the heads.
+    def segment_flops(self, grad: bool, q_grad: bool = True, need_logits: bool = True) -> float:
+        return ((6 if grad else 2) * self.cfg.loops * self.net.macs(self.S)
+                + self._heads_flops(grad, q_grad, need_logits))
+
+    def effective_depth(self) -> int:
+        return self.cfg.loops * self.cfg.layers

@@ -1,0 +1,96 @@
+"""Direct-prediction transformer baseline: the same blocks as HRM/TRM, no inner recursion.
+
+One supervision segment applies the stack once, with the same additive input injection and carried
+state as the recursive models, so deep supervision means the same thing for every architecture:
+
+    z = f(z + x)                      z [B, S, d], x = embedded input [B, S, d]
+    logits = lm_head(z[:, P:])        [B, L, V];   q = q_head(z[:, 0])  [B, 2]
+
+With halt_max_steps = 1 this is plain direct prediction (z starts from the fixed initial state).
+Full backprop through all `layers` blocks.
+
+Sizing: `match_params` (x `match_multiple`) picks `layers` or `hidden` at build time; the rule is in
+`resolve_size` and `rbench model summary` shows the result.
+"""
+from __future__ import annotations
+
+from benchmarks.dataset import DatasetMeta
+from harness.errors import ConfigError
+from harness.model_config import TransformerConfig
+from models.act import Core
+from models.layers import Stack, swiglu_inner
+
+
+class Transformer(Core):
+    latent_names = ("z",)
+
+    def __init__(self, cfg, meta: DatasetMeta):
+        super().__init__(cfg, meta)
+        self.net = Stack(cfg.layers, **self.block_kw())
+
+    def forward(self, latents, batch, need_logits: bool = True):
+        x = self.embed(batch)                          # [B, S, d]
+        z = self.net(latents["z"], x, self.rotary)     # [B, S, d], with gradient
+        logits, q = self.heads(z, need_logits)
+        return {"z": z.detach()}, logits, q
+
+    # FLOPs per example: layers blocks once (6 per MAC with backward), plus the heads.
+    def segment_flops(self, grad: bool, q_grad: bool = True, need_logits: bool = True) -> float:
+        return (6 if grad else 2) * self.net.macs(self.S) + self._heads_flops(grad, q_grad, need_logits)
+
+    def effective_depth(self) -> int:
+        return self.cfg.layers
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter matching
+
+def transformer_params(hidden: int, layers: int, vocab: int, expansion: float, multiple: int) -> int:
+    """Exact parameter count of `Transformer` (attention blocks): blocks + embedding + heads."""
+    inner = swiglu_inner(hidden, expansion, multiple)
+    block = 4 * hidden * hidden + 3 * hidden * inner     # qkv + o, gate_up + down
+    return layers * block + 2 * vocab * hidden + 2 * hidden + 2
+
+
+def resolve_size(cfg: TransformerConfig, meta: DatasetMeta) -> TransformerConfig:
+    """Deterministic sizing rule. target = round(match_params * match_multiple).
+
+    size_by layers: layers in 1.. with the parameter count closest to target (ties: fewer layers).
+    size_by hidden: hidden in step * {1, 2, ...} with step = heads (2 * heads with rope, for an even
+    head size), closest count (ties: narrower). Fails if the closest achievable count is more than 25% away from the target.
+    """
+    if cfg.match_params is None:
+        return cfg
+    target = round(cfg.match_params * cfg.match_multiple)
+    V, e, m = meta.vocab_size, cfg.expansion, cfg.ffn_multiple
+
+    def count(hidden: int, layers: int) -> int:
+        return transformer_params(hidden, layers, V, e, m)
+
+    candidates: list[tuple[int, int, int]] = []   # (|diff|, size, params)
+    if cfg.size_by == "layers":
+        layers = 1
+        while True:
+            p = count(cfg.hidden, layers)
+            candidates.append((abs(p - target), layers, p))
+            if p >= target:
+                break
+            layers += 1
+        best = min(candidates)
+        update = {"layers": best[1]}
+    else:
+        step = cfg.heads * (2 if cfg.pos_encoding == "rope" else 1)   # rotary: even head size
+        hidden = step
+        while True:
+            p = count(hidden, cfg.layers)
+            candidates.append((abs(p - target), hidden, p))
+            if p >= target:
+                break
+            hidden += step
+        best = min(candidates)
+        update = {"hidden": best[1]}
+    if best[0] > 0.25 * target:
+        raise ConfigError("model.match_params",
+                          f"no {cfg.size_by} value gives about {target:,} parameters "
+                          f"(closest: {best[2]:,} with {cfg.size_by}={best[1]})")
+    return cfg.model_copy(update=update)

@@ -1,0 +1,245 @@
+"""Sweeps on the simulated two-node cluster: Ray Tune trials driven by a persisted Optuna study,
+one Ray Train job and one MLflow child run per trial, surviving killed workers and a killed driver.
+
+Two sweeps run (each once per module, in a module-scoped fixture, to keep Ray start-ups few):
+- `grid`: two 1-worker trials at once (one per node): a good learning rate and 1e30 (its loss goes
+  NaN). While the good trial trains, its worker process is SIGKILLed after its first checkpoint.
+- `killed_driver` (own test): the `rbench sweep` driver process is SIGKILLed mid-sweep, then
+  `rbench sweep --resume` finishes the same study.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD_LR, NAN_LR = 3e-3, 1e30
+
+
+def write_sweep(root: Path, experiment_file, *, name: str, space: dict, train: dict,
+                **spec) -> Path:
+    experiment_file(root / "experiments" / "tiny.yaml", root / "runs", train=train)
+    data = {"name": name, "experiment": "experiments/tiny.yaml", "space": space, "seeds": [0],
+            "sampler": {"type": "grid", "seed": 0}, "max_concurrency": 2,
+            "resources": {"workers": 1, "cpus_per_worker": 1, "max_failures": 2,
+                          "trial_driver": {"driver_slot": 1}}, **spec}
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def complete_checkpoint(trial_dir: Path, step: int) -> bool:
+    return (trial_dir / "checkpoints" / f"step_{step:08d}" / "state.json").is_file()
+
+
+def registered_checkpoint(trial_dir: Path, step: int) -> bool:
+    """The checkpoint of `step` is in storage AND Ray Train has registered it (what a restart
+    resumes from): it is listed in the checkpoint manager's snapshot."""
+    snap = trial_dir / "checkpoints" / "checkpoint_manager_snapshot.json"
+    try:
+        results = json.loads(snap.read_text())["checkpoint_results"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return complete_checkpoint(trial_dir, step) and any(
+        r.get("checkpoint_dir_name") == f"step_{step:08d}" for r in results)
+
+
+def child_runs(sweep_dir: Path) -> list:
+    from harness.tracking_sweep import trial_runs
+
+    state = json.loads((sweep_dir / "sweep.json").read_text())
+    return trial_runs(state["tracking_uri"], state["experiment"], state["sweep_id"])
+
+
+def optuna_trials(sweep_dir: Path) -> list:
+    import optuna
+
+    from harness.sweep import open_storage
+
+    state = json.loads((sweep_dir / "sweep.json").read_text())
+    study = optuna.load_study(study_name=state["sweep_id"], storage=open_storage(state["storage"]))
+    return study.get_trials(deepcopy=False)
+
+
+class WorkerKiller(threading.Thread):
+    """Watches the sweep's trial folders; SIGKILLs rank 0 of the first trial that completes a
+    checkpoint at `at_step` (and has not finished), and notes every worker's node."""
+
+    def __init__(self, sweep_dir: Path, at_step: int, final_step: int):
+        super().__init__(daemon=True)
+        self.sweep_dir, self.at_step, self.final_step = sweep_dir, at_step, final_step
+        self.killed: dict | None = None
+        self.nodes: dict[str, set] = {}
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            for trial in sorted((self.sweep_dir / "trials").glob("trial_*")):
+                for info_file in trial.glob("workers/rank*/worker.json"):
+                    try:
+                        info = json.loads(info_file.read_text())
+                    except (OSError, ValueError):
+                        continue
+                    self.nodes.setdefault(trial.name, set()).add(info["node_id"])
+                if (self.killed is None and registered_checkpoint(trial, self.at_step)
+                        and not complete_checkpoint(trial, self.final_step)):
+                    info = json.loads((trial / "workers" / "rank0" / "worker.json").read_text())
+                    os.kill(info["pid"], signal.SIGKILL)
+                    self.killed = {"trial": trial.name, "pid": info["pid"], "time": time.time()}
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def grid(ray_cluster, tmp_path_factory, experiment_file):
+    from harness.engine import train as engine_train
+    from harness.sweep import load_spec, run_sweep, trial_config
+
+    root = tmp_path_factory.mktemp("grid")
+    steps = 60
+    spec = write_sweep(root, experiment_file, name="grid",
+                       space={"train.lr": {"type": "categorical", "values": [GOOD_LR, NAN_LR]}},
+                       train={"steps": steps, "checkpoint_every": 10, "log_every": 10})
+    sweep_dir = load_spec(spec).sweep_dir
+    killer = WorkerKiller(sweep_dir, at_step=10, final_step=steps)
+    killer.start()
+    t0 = time.time()
+    summary = run_sweep(spec)
+    elapsed = time.time() - t0
+    killer.stop.set()
+    killer.join()
+
+    # The undisturbed run of the killed trial's config and seed: the engine in this process.
+    sw = load_spec(spec)
+    cfg = trial_config(sw.base_data, {"train.lr": GOOD_LR}, 0, sweep_id="ref", number=0)
+    reference = engine_train(cfg.model_copy(update={"runs_dir": str(root / "ref-runs")}),
+                             root / "reference", progress=False)
+    print(f"[grid] sweep took {elapsed:.1f}s; killed {killer.killed}")
+    return {"summary": summary, "sweep_dir": sweep_dir, "killer": killer, "reference": reference}
+
+
+@pytest.mark.slow
+def test_grid_trials_ran_on_both_nodes(grid):
+    nodes = set().union(*grid["killer"].nodes.values())
+    assert len(grid["killer"].nodes) == 2 and len(nodes) == 2
+
+
+@pytest.mark.slow
+def test_every_trial_recorded_once(grid):
+    trials = optuna_trials(grid["sweep_dir"])
+    assert sorted(t.number for t in trials) == [0, 1]
+    assert sorted(t.params["train.lr"] for t in trials) == [GOOD_LR, NAN_LR]
+    runs = child_runs(grid["sweep_dir"])
+    assert sorted(int(r.data.tags["rbench.trial_number"]) for r in runs) == [0, 1]
+    state = json.loads((grid["sweep_dir"] / "sweep.json").read_text())
+    assert state["sweep_id"].startswith("grid-")
+    for r in runs:
+        assert r.data.tags["mlflow.parentRunId"] == state["parent_run_id"]
+        assert r.data.tags["rbench.sweep_id"] == state["sweep_id"]
+        assert r.data.tags["rbench.sweep_name"] == "grid"
+        assert r.data.tags["rbench.seed"] == "0"
+        assert r.data.tags["rbench.optuna_trial_id"]
+        assert r.info.artifact_uri.startswith(grid["sweep_dir"].parents[1].as_uri())
+    counts = grid["summary"]["counts"]
+    assert counts["done"] == 1 and counts["failed"] == 1
+    assert counts["running"] == counts["pending"] == counts["interrupted"] == 0
+
+
+@pytest.mark.slow
+def test_nan_trial_is_failed_with_its_reason_and_the_sweep_completed(grid):
+    bad = next(t for t in optuna_trials(grid["sweep_dir"]) if t.params["train.lr"] == NAN_LR)
+    assert bad.state.name == "FAIL"
+    assert "TrainingDiverged" in bad.user_attrs["failure_reason"]
+    run = next(r for r in child_runs(grid["sweep_dir"])
+               if r.data.tags["rbench.trial_number"] == str(bad.number))
+    assert run.info.status == "FAILED"
+    assert "diverged" in run.data.tags["rbench.failure_reason"]
+    row = next(r for r in grid["summary"]["trials"] if r["number"] == bad.number)
+    assert row["state"] == "failed" and "diverged" in row["reason"]
+
+
+@pytest.mark.slow
+def test_killed_worker_trial_resumes_from_checkpoint_and_matches_undisturbed_run(grid):
+    killed = grid["killer"].killed
+    assert killed is not None, "no worker was killed: the trial finished too fast"
+    good = next(t for t in optuna_trials(grid["sweep_dir"]) if t.params["train.lr"] == GOOD_LR)
+    assert killed["trial"] == f"trial_{good.number:05d}"
+    assert good.state.name == "COMPLETE"
+    # a new worker process took over from a checkpoint (not from step 0)
+    trial_dir = grid["sweep_dir"] / "trials" / killed["trial"]
+    new_pid = json.loads((trial_dir / "workers" / "rank0" / "worker.json").read_text())["pid"]
+    assert new_pid != killed["pid"]
+    assert good.user_attrs["resumed_from_step"] >= 10
+    ref = grid["reference"]
+    assert good.user_attrs["step"] == ref.step
+    assert good.user_attrs["flops"] == pytest.approx(ref.flops)
+    run = next(r for r in child_runs(grid["sweep_dir"])
+               if r.data.tags["rbench.trial_number"] == str(good.number))
+    assert run.info.status == "FINISHED"
+    for key in ("exact_accuracy", "token_accuracy"):
+        assert run.data.metrics[f"eval/{key}"] == pytest.approx(ref.metrics[key], abs=1e-6)
+    assert good.values[0] == pytest.approx(ref.metrics["exact_accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_without_duplicates_or_losses(ray_cluster, tmp_path, experiment_file):
+    """SIGKILL `rbench sweep` once one trial is done and the other is mid-training with a
+    checkpoint; `--resume` finishes: 2 trials and 2 MLflow child runs, as undisturbed, and the
+    interrupted trial continued from its checkpoint."""
+    from harness.sweep import load_spec, status
+
+    # One trial at a time, so the kill lands deterministically: the first trial is done, the
+    # second is mid-training with a registered checkpoint.
+    spec = write_sweep(tmp_path, experiment_file, name="killdriver", max_concurrency=1,
+                       space={"train.lr": {"type": "categorical", "values": [2e-3, 3e-3]}},
+                       train={"steps": 60, "checkpoint_every": 10, "log_every": 10})
+    sweep_dir = load_spec(spec).sweep_dir
+    cmd = [sys.executable, "-m", "harness.cli", "sweep", str(spec), "--address", ray_cluster.address]
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    deadline, victim = time.time() + 300, None
+    try:
+        while time.time() < deadline and victim is None:
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            if (sweep_dir / "sweep.json").is_file():
+                trials = optuna_trials(sweep_dir)
+                if any(t.state.name == "COMPLETE" for t in trials):
+                    for t in trials:
+                        trial_dir = sweep_dir / "trials" / f"trial_{t.number:05d}"
+                        if (t.state.name == "RUNNING" and registered_checkpoint(trial_dir, 10)
+                                and not (trial_dir / "checkpoints" / "final").exists()):
+                            victim = t.number
+            time.sleep(0.1)
+        if victim is None:
+            pytest.fail("the sweep did not reach the point to kill its driver")
+        os.kill(driver.pid, signal.SIGKILL)
+    finally:
+        driver.wait(timeout=60)
+        log.close()
+    interrupted = status(sweep_dir)
+    assert interrupted["counts"]["done"] == 1 and interrupted["counts"]["interrupted"] == 1
+    assert not interrupted["driver_alive"]
+
+    resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True,
+                             timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    final = status(sweep_dir)
+    assert final["counts"]["done"] == 2 and len(final["trials"]) == 2
+    trials = optuna_trials(sweep_dir)
+    assert sorted(t.number for t in trials) == [0, 1]
+    interrupted_trial = trials[victim]
+    steps = 60
+    assert interrupted_trial.user_attrs["step"] == steps
+    assert 10 <= interrupted_trial.user_attrs["resumed_from_step"] < steps
+    runs = child_runs(sweep_dir)
+    assert sorted(int(r.data.tags["rbench.trial_number"]) for r in runs) == [0, 1]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert "done 2" in resumed.stdout
