@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from harness.errors import ConfigError
 from harness.model_config import ModelConfig
@@ -80,12 +80,6 @@ class ExperimentConfig(_Strict):
     train: TrainConfig = TrainConfig()
     engine: EngineConfig = EngineConfig()
     tracking: TrackingConfig = TrackingConfig()
-
-    @model_validator(mode="after")
-    def _cross_checks(self):
-        if self.train.lr_warmup_steps > self.train.steps:
-            raise ValueError("train.lr_warmup_steps must not exceed train.steps")
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -161,6 +155,10 @@ def _describe(err: dict) -> str:
         return "required key is missing"
     if kind == "union_tag_invalid":
         return f"{msg}"
+    if kind == "value_error":                  # our validators' messages already show the values
+        msg = msg.removeprefix("Value error, ")
+        if isinstance(got, dict):
+            return msg
     shown = repr(got) if not isinstance(got, dict) else "a mapping"
     return f"{msg[0].lower() + msg[1:] if msg else msg} (got {shown})"
 
@@ -175,10 +173,15 @@ def _dotted(loc: tuple) -> str:
 
 def validate(data: dict[str, Any], source: str) -> ExperimentConfig:
     try:
-        return ExperimentConfig.model_validate(data)
+        cfg = ExperimentConfig.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         raise ConfigError(_dotted(first["loc"]) or None, _describe(first), source=source) from None
+    # Checks across keys: named after the key a user would change.
+    if cfg.train.lr_warmup_steps > cfg.train.steps:
+        raise ConfigError("train.lr_warmup_steps", f"must not exceed train.steps ({cfg.train.steps}), "
+                          f"got {cfg.train.lr_warmup_steps}", source=source)
+    return cfg
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

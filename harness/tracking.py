@@ -31,6 +31,9 @@ def artifact_root(cfg: ExperimentConfig) -> str:
 
 
 def client(uri: str):
+    # MLflow 3 sends usage telemetry unless told not to: rbench stays offline by default (and the
+    # telemetry calls cost CPU on every logged batch). Set MLFLOW_DISABLE_TELEMETRY=false to opt in.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.tracking import MlflowClient
     return MlflowClient(tracking_uri=uri)
 
@@ -59,6 +62,10 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[key] = json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v)
     return out
+
+
+class TrackingError(RuntimeError):
+    """MLflow failed (in the tracking process, see harness/tracking_process.py)."""
 
 
 class Tracker:
@@ -100,11 +107,18 @@ class Tracker:
         (self.run_dir / "mlflow_run.json").write_text(json.dumps({"run_id": self.run_id, "uri": self.uri}))
         return self.run_id
 
-    def log_metrics(self, step: int, metrics: dict[str, float], prefix: str = TRAIN_PREFIX) -> None:
+    def log_metrics(self, step: int, metrics: dict[str, float], prefix: str = TRAIN_PREFIX,
+                    timestamp_ms: int | None = None) -> None:
+        self.log_metric_records([(step, metrics, prefix, timestamp_ms)])
+
+    def log_metric_records(self, records: list[tuple[int, dict[str, float], str, int | None]]) -> None:
+        """Several (step, metrics, prefix, timestamp_ms) records in as few requests as MLflow allows."""
         from mlflow.entities import Metric
-        ts = int(time.time() * 1000)
-        batch = [Metric(prefix + k, float(v), ts, step) for k, v in metrics.items()]
-        self._client.log_batch(self.run_id, metrics=batch)
+        now = int(time.time() * 1000)
+        batch = [Metric(prefix + k, float(v), ts or now, step)
+                 for step, metrics, prefix, ts in records for k, v in metrics.items()]
+        for i in range(0, len(batch), 1000):          # MLflow's limit per log_batch
+            self._client.log_batch(self.run_id, metrics=batch[i:i + 1000])
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -124,6 +138,7 @@ class Tracker:
         self._client.set_terminated(self.run_id, status="FINISHED")
 
     def fail(self, reason: str) -> None:
+        """Mark the run FAILED, if it was created."""
         if self._client is None or self.run_id is None:
             return
         self.set_tags({"rbench.failure_reason": reason[:5000]})

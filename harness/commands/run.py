@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -66,7 +67,14 @@ def main(args: argparse.Namespace) -> int:
                         gpus_per_worker=args.gpus_per_worker, address=address, resume=args.resume)
         run_id = _read_run_id(run_dir)
     else:
-        result, run_id = run_local(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+        from harness.engine import TrainingDiverged
+        from harness.tracking import TrackingError
+        try:
+            result, run_id = run_local(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+        except (TrainingDiverged, TrackingError) as e:
+            # Not a usage error (exit 2) but a failed run: one line, where its files are, exit 1.
+            print(f"rbench: error: {e} (run files: {run_dir})", file=sys.stderr)
+            return 1
     print_summary(result, run_id)
     return 0
 
@@ -80,17 +88,26 @@ def run_local(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, pro
     """Train in this process with MLflow tracking (rank 0). Returns (TrainResult, mlflow run id)."""
     from harness import checkpoint
     from harness.engine import Hooks, train
-    from harness.tracking import Tracker, read_run_id
+    from harness.tracking import read_run_id
+    from harness.tracking_process import TrackerProcess
 
     resume_from = checkpoint.latest(run_dir) if resume else None
     if not cfg.tracking.enabled:
         return train(cfg, run_dir, resume_from=resume_from, progress=progress), None
-    tracker = Tracker(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None)
-    with tracker:
-        hooks = Hooks(on_log=tracker.log_metrics,
-                      on_eval=lambda step, m: tracker.log_metrics(step, m, prefix="eval/"))
+    # MLflow works in a helper process (see harness/tracking_process.py): importing it, opening its
+    # store and writing each batch cost seconds that the training loop need not wait for.
+    tracker = TrackerProcess(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None)
+    tracker.start()
+    hooks = Hooks(on_log=tracker.log_metrics,
+                  on_eval=lambda step, m: tracker.log_metrics(step, m, prefix="eval/"))
+    try:
         result = train(cfg, run_dir, resume_from=resume_from, hooks=hooks, progress=progress)
         tracker.finish(result)
+    except BaseException as e:
+        tracker.fail(f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        tracker.close()
     return result, tracker.run_id
 
 

@@ -96,3 +96,24 @@ def test_run_logs_one_complete_mlflow_run(tmp_path, runs_dir, capsys):
     runs = mlflow_runs(runs_dir)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert [m.step for m in c.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6]
+
+
+def test_diverged_run_exits_1_and_is_marked_failed(tmp_path, runs_dir, capsys):
+    path = write_cfg(tmp_path, runs_dir)
+    code = main(["run", str(path), "--no-progress", "train.lr=1e30", "train.steps=30", "train.log_every=1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "training diverged at step" in err, err
+    runs = mlflow_runs(runs_dir)
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    assert "TrainingDiverged" in runs[0].data.tags["rbench.failure_reason"]
+
+
+def test_unreachable_tracking_store_is_one_line_exit_1(tmp_path, runs_dir, capsys):
+    """MLflow runs on a background thread; its failure still stops the run with a clear error."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    path = write_cfg(tmp_path, runs_dir, tracking={"uri": f"sqlite:///{blocker}/mlflow.db"})
+    code = main(["run", str(path), "--no-progress", "train.log_every=1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("rbench: error: MLflow (sqlite:///") and "run files:" in err, err

@@ -58,6 +58,8 @@ def test_resolved_config_round_trips(tmp_path):
     (lambda d: d["model"].update(arch="gpt"), "model", "arch"),
     (lambda d: d["model"].update(hidden=65), "model", "divisible"),
     (lambda d: d.pop("task"), "task", "missing"),
+    (lambda d: d["train"].update(steps=5, lr_warmup_steps=10), "train.lr_warmup_steps",
+     "must not exceed train.steps (5), got 10"),
     (lambda d: d["engine"].__setitem__("zero_stage", 4) if "engine" in d else d.update(engine={"zero_stage": 4}),
      "engine.zero_stage", "less than or equal to 3"),
 ])

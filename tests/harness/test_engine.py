@@ -120,3 +120,36 @@ def test_baseline_learns_4x4_sudoku(runs_dir):
     assert accs[0] < 0.05, accs                      # it starts unable to solve puzzles
     assert result.metrics["exact_accuracy"] >= 0.20, accs
     assert result.metrics["token_accuracy"] >= 0.85, result.metrics
+
+
+@pytest.mark.parametrize("grad_clip", [None, 0.05])
+def test_engine_trains_exactly_like_a_bare_pytorch_loop(runs_dir, grad_clip):
+    """DeepSpeed adds no hidden maths: after a few steps the engine's weights equal those of the
+    plain loop in the overhead benchmark (same data order, AdamW, schedule and clipping). This is
+    what caught DeepSpeed's default clipping at 1.0 when `train.grad_clip` is null."""
+    from benchmarks import build
+    from benchmarks.registry import resolve
+    from harness.bench.engine_overhead import bare_loop
+
+    steps = 6
+    cfg = make_cfg(runs_dir, model={"arch": "transformer", "hidden": 32, "heads": 2, "layers": 2,
+                                    "halt_max_steps": 2, "act": False},
+                   train__steps=steps, train__lr=3e-3, train__grad_clip=grad_clip,
+                   train__lr_schedule="cosine", train__lr_warmup_steps=2)
+    train(cfg, runs_dir / "engine", progress=False)
+    _, model = bare_loop(cfg, build(resolve(cfg.task), runs_dir / "data"), steps)
+    ours, bare = params_of(runs_dir / "engine", steps), model.state_dict()
+    assert ours.keys() == bare.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], bare[name].float(), rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_deepspeed_is_imported_without_mlflow_and_mlflow_still_imports():
+    """`rbench run` keeps MLflow out of the training process (it lives in the tracking process)."""
+    import subprocess
+    import sys
+    code = ("import sys; from harness.engine import import_deepspeed; ds = import_deepspeed('cpu'); "
+            "assert 'mlflow' not in sys.modules, 'mlflow imported'; assert hasattr(ds, 'initialize'); "
+            "import mlflow; from mlflow.tracking import MlflowClient; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
