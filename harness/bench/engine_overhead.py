@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -174,7 +175,8 @@ def main() -> None:
     print(f"rbench run (DeepSpeed + MLflow + checkpoint), wall s: {', '.join(f'{t:.1f}' for t in wall_h)}  "
           f"mean {mean(wall_h):.1f}  (CPU s mean {mean([c for _, c in harness]):.1f})")
     print(f"ratio per harness run (vs the bare runs either side): {', '.join(f'{r:.3f}' for r in pairs)}")
-    print(f"ratio harness/bare (means): {mean(wall_h) / mean(wall_b):.3f}")
+    print(f"ratio harness/bare: means {mean(wall_h) / mean(wall_b):.3f}, median per run "
+          f"{statistics.median(pairs):.3f}")
 
 if __name__ == "__main__":
     main()
