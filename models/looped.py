@@ -17,22 +17,23 @@ from models.layers import Stack
 class Looped(Core):
     latent_names = ("z",)
 
-    def __init__(self, cfg, meta: DatasetMeta):
+    def __init__(self, cfg, meta: DatasetMeta, loops: int | None = None):
         super().__init__(cfg, meta)
+        self.loops = cfg.loops if loops is None else loops
         self.net = Stack(cfg.layers, **self.block_kw())
 
     def forward(self, latents, batch, need_logits: bool = True):
         x = self.embed(batch)                          # [B, S, d]
         z = latents["z"]
-        for _ in range(self.cfg.loops):
+        for _ in range(self.loops):
             z = self.net(z, x, self.rotary)            # weight-tied, with gradient
         logits, q = self.heads(z, need_logits)
         return {"z": z.detach()}, logits, q
 
     # FLOPs per example: loops * (layers blocks), all with backward in training, plus the heads.
     def segment_flops(self, grad: bool, q_grad: bool = True, need_logits: bool = True) -> float:
-        return ((6 if grad else 2) * self.cfg.loops * self.net.macs(self.S)
+        return ((6 if grad else 2) * self.loops * self.net.macs(self.S)
                 + self._heads_flops(grad, q_grad, need_logits))
 
     def effective_depth(self) -> int:
-        return self.cfg.loops * self.cfg.layers
+        return self.loops * self.cfg.layers

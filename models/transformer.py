@@ -17,29 +17,15 @@ from __future__ import annotations
 from benchmarks.dataset import DatasetMeta
 from harness.errors import ConfigError
 from harness.model_config import TransformerConfig
-from models.act import Core
-from models.layers import Stack, swiglu_inner
+from models.layers import swiglu_inner
+from models.looped import Looped
 
 
-class Transformer(Core):
-    latent_names = ("z",)
+class Transformer(Looped):
+    """The looped stack applied once per segment: z = f(z + x), full backprop."""
 
     def __init__(self, cfg, meta: DatasetMeta):
-        super().__init__(cfg, meta)
-        self.net = Stack(cfg.layers, **self.block_kw())
-
-    def forward(self, latents, batch, need_logits: bool = True):
-        x = self.embed(batch)                          # [B, S, d]
-        z = self.net(latents["z"], x, self.rotary)     # [B, S, d], with gradient
-        logits, q = self.heads(z, need_logits)
-        return {"z": z.detach()}, logits, q
-
-    # FLOPs per example: layers blocks once (6 per MAC with backward), plus the heads.
-    def segment_flops(self, grad: bool, q_grad: bool = True, need_logits: bool = True) -> float:
-        return (6 if grad else 2) * self.net.macs(self.S) + self._heads_flops(grad, q_grad, need_logits)
-
-    def effective_depth(self) -> int:
-        return self.cfg.layers
+        super().__init__(cfg, meta, loops=1)
 
 
 # ---------------------------------------------------------------------------------------------
