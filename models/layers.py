@@ -140,8 +140,10 @@ class SwiGLU(nn.Module):
 class TokenMixer(nn.Module):
     """TRM-MLP's replacement for attention: a SwiGLU across the sequence axis (MLP-Mixer style).
 
-    [B, S, d] -> transpose -> [B, d, S] -> SwiGLU over S -> [B, S, d]. Needs a fixed S; no positions
-    are encoded (the weights are position-specific already).
+    Works on the transposed tensor hT [B, d, S]: mix(hT) = SwiGLU over S -> [B, d, S]. The block
+    adds the residual and normalises while the tensor is still [B, d, S], so that post-norm is an
+    RMS over the *sequence* axis (as the reference does), then transposes back. Needs a fixed S; no
+    positions are encoded (the weights are position-specific already).
     """
 
     def __init__(self, seq_len: int, hidden: int, expansion: float, multiple: int = 256):
@@ -149,15 +151,19 @@ class TokenMixer(nn.Module):
         self.hidden = hidden
         self.mlp = SwiGLU(seq_len, expansion, multiple)
 
-    def forward(self, x: torch.Tensor, rotary: Rotary | None = None) -> torch.Tensor:
-        return self.mlp(x.transpose(1, 2)).transpose(1, 2)
+    def forward(self, hT: torch.Tensor) -> torch.Tensor:
+        return self.mlp(hT)                  # [B, d, S] -> [B, d, S]
 
     def macs(self, seq: int) -> int:
         return self.mlp.macs(self.hidden)     # d "tokens" of width S
 
 
 class Block(nn.Module):
-    """Post-norm block: h = norm(h + mix(h)); h = norm(h + swiglu(h))."""
+    """Post-norm block: h = norm(h + mix(h)); h = norm(h + swiglu(h)).
+
+    With attention both norms are over hidden. With TRM-MLP's token mixer the first one is over the
+    sequence axis: hT = h^T [B, d, S];  h = (norm_S(hT + mix(hT)))^T;  then the channel SwiGLU.
+    """
 
     def __init__(self, hidden: int, heads: int, expansion: float, eps: float, multiple: int = 256,
                  token_mixer_seq: int | None = None):
@@ -170,7 +176,11 @@ class Block(nn.Module):
         self.mlp = SwiGLU(hidden, expansion, multiple)
 
     def forward(self, h: torch.Tensor, rotary: Rotary | None) -> torch.Tensor:
-        h = rms_norm(h + self.mixer(h, rotary), self.eps)
+        if isinstance(self.mixer, TokenMixer):
+            hT = h.transpose(1, 2)                                     # [B, d, S]
+            h = rms_norm(hT + self.mixer(hT), self.eps).transpose(1, 2)  # RMS over S -> [B, S, d]
+        else:
+            h = rms_norm(h + self.mixer(h, rotary), self.eps)         # RMS over d
         return rms_norm(h + self.mlp(h), self.eps)
 
     def macs(self, seq: int) -> int:
