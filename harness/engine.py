@@ -28,6 +28,7 @@ from benchmarks.dataset import PuzzleDataset, subset
 from harness import checkpoint as ckpt
 from harness.config import ExperimentConfig
 from harness.device import Runtime, local_device, resolve_runtime
+from harness.ema import EMA, master_weights
 from harness.errors import ConfigError
 from harness.progress import Progress
 from harness.seeding import seed_everything, step_generator
@@ -155,37 +156,6 @@ def deepspeed_config(cfg: ExperimentConfig, rt: Runtime, per_rank_batch: int) ->
     return ds
 
 
-class EMA:
-    """Exponential moving average of the parameters (TRM evaluates and checkpoints these)."""
-
-    def __init__(self, module: torch.nn.Module, decay: float):
-        import copy
-
-        self.decay = decay
-        self.module = module
-        self.shadow = copy.deepcopy(module).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self) -> None:
-        for s, p in zip(self.shadow.parameters(), self.module.parameters()):
-            s.lerp_(p.detach().to(s.dtype), 1.0 - self.decay)
-
-    def eval_model(self) -> torch.nn.Module:
-        # Buffers (e.g. the puzzle-embedding table) are copied only when needed: they can be large.
-        with torch.no_grad():
-            for s, b in zip(self.shadow.buffers(), self.module.buffers()):
-                s.copy_(b)
-        return self.shadow
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {n: p for n, p in self.shadow.named_parameters()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for n, p in self.shadow.named_parameters():
-                p.copy_(state[n])
-
-
 def to_batch(ds: PuzzleDataset, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
     return {
         "inputs": torch.from_numpy(ds.inputs[idx]).long().to(device),
@@ -265,6 +235,8 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     flops_per_step = float(model.flops_per_example("train")) * cfg.train.batch_size
     steps = total_steps(cfg, flops_per_step)
     params = [p for p in model.parameters() if p.requires_grad]
+    # the EMA shadow is copied before DeepSpeed casts the module: fp32, from the fp32 init
+    ema = EMA(model, cfg.train.ema_decay, device) if cfg.train.ema_decay else None
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, betas=cfg.train.betas,
                                   weight_decay=cfg.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps))
@@ -274,7 +246,6 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     module = engine.module
     if world == 1 and cfg.engine.zero_stage == 0:
         engine.enable_backward_allreduce = False   # nothing to reduce; saves a flatten+copy per step
-    ema = EMA(module, cfg.train.ema_decay) if cfg.train.ema_decay else None
     sampler = GroupSampler(train_ds, per_rank, rank=rank, world_size=world, seed=cfg.seed)
 
     # state that a checkpoint restores
@@ -300,7 +271,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     n_sum, t_log, last_ckpt = 0, time.perf_counter(), None
 
     def eval_model():
-        return ema.eval_model() if ema is not None else module
+        return ema.eval_model(rt.dtype) if ema is not None else module
 
     def save(at_step: int, metrics: dict[str, float]) -> Path:
         path = ckpt.step_dir(run_dir, at_step)
@@ -337,7 +308,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
             module.puzzle_emb_step(cfg.train.puzzle_emb_lr * lr_factor(cfg, step, steps),
                                    cfg.train.puzzle_emb_weight_decay)
         if ema is not None:
-            ema.update()
+            ema.update(master_weights(engine.optimizer, params))
         step += 1
         flops += flops_per_step
 

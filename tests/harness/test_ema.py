@@ -1,0 +1,89 @@
+"""EMA through DeepSpeed with bf16 compute (on CPU): an fp32 average of the fp32 master weights."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import checkpoint
+from harness.engine import Hooks, train
+from test_engine import make_cfg
+
+DECAY, STEPS = 0.99, 12
+
+
+def bf16_cfg(runs_dir, **over):
+    return make_cfg(runs_dir, engine={"precision": "bf16", "device": "cpu"},
+                    train__ema_decay=DECAY, train__lr=1e-3, **over)
+
+
+def masters_at(path) -> list[torch.Tensor]:
+    """The fp32 master weights DeepSpeed's bf16 optimizer wrote into a checkpoint."""
+    state = torch.load(path / checkpoint.DS_TAG / "mp_rank_00_model_states.pt", map_location="cpu",
+                       weights_only=False)
+    return [t.float().clone() for group in state["optimizer"]["fp32_groups"] for t in group]
+
+
+def initial_weights(cfg) -> list[torch.Tensor]:
+    """The fp32 weights the engine builds (same seed, same task shape) before DeepSpeed casts."""
+    from benchmarks import build
+    from benchmarks.registry import resolve
+    from harness.seeding import seed_everything
+    from models import build_model
+
+    meta = build(resolve(cfg.task), Path(cfg.runs_dir) / "data")["train"].meta
+    seed_everything(cfg.seed)
+    return [p.detach().clone() for p in build_model(cfg.model, meta).parameters()]
+
+
+@pytest.mark.slow
+def test_bf16_ema_equals_an_fp32_ema_of_the_master_weights(runs_dir):
+    cfg = bf16_cfg(runs_dir, train__steps=STEPS, train__checkpoint_every=1,
+                   train__keep_checkpoints=100)
+    seen: dict[int, list[torch.Tensor]] = {}
+    result = train(cfg, runs_dir / "bf16", progress=False,
+                   hooks=Hooks(on_checkpoint=lambda step, path, _: seen.setdefault(step, masters_at(path))))
+    assert sorted(seen) == list(range(1, STEPS + 1))
+    init = initial_weights(cfg)
+    ref = [w.clone() for w in init]
+    for step in range(1, STEPS + 1):                 # the fp32 EMA computed alongside
+        for r, w in zip(ref, seen[step]):
+            r.mul_(DECAY).add_(w, alpha=1 - DECAY)
+    ema = checkpoint.load_tensors(result.checkpoint_dir / "ema.pt", torch.device("cpu"))
+    names = [n for n in ema if n != "n_averaged"]
+    assert len(names) == len(ref)
+    along = moved_ref = 0.0
+    for name, r, w0 in zip(names, ref, init):
+        e = ema[name]
+        assert e.dtype == torch.float32, name
+        # within bf16 rounding of the result
+        torch.testing.assert_close(e, r, rtol=2 ** -8, atol=1e-6, msg=name)
+        along += ((e - w0) * (r - w0)).sum().item()
+        moved_ref += (r - w0).square().sum().item()
+    # how far the EMA moved from the initial weights along the reference's path, as a fraction of
+    # the reference's distance (a projection: bf16 rounding noise of a stuck shadow does not count)
+    assert moved_ref > 0
+    assert along / moved_ref > 0.5, along / moved_ref
+
+
+@pytest.mark.slow
+def test_bf16_ema_is_restored_exactly_on_resume(runs_dir):
+    k = 3
+    straight = train(bf16_cfg(runs_dir, train__steps=2 * k), runs_dir / "straight", progress=False)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == k
+
+    train(bf16_cfg(runs_dir, train__steps=2 * k), runs_dir / "split", hooks=Hooks(should_stop=stop),
+          progress=False)
+    resumed = train(bf16_cfg(runs_dir, train__steps=2 * k), runs_dir / "split", progress=False,
+                    resume_from=checkpoint.latest(runs_dir / "split"))
+    a = checkpoint.load_tensors(straight.checkpoint_dir / "ema.pt", torch.device("cpu"))
+    b = checkpoint.load_tensors(resumed.checkpoint_dir / "ema.pt", torch.device("cpu"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert resumed.metrics == pytest.approx(straight.metrics)
