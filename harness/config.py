@@ -42,6 +42,7 @@ class TrainConfig(_Strict):
     lr_warmup_steps: int = Field(0, ge=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
     lr_min_ratio: float = Field(1.0, ge=0, le=1)   # cosine floor, as a fraction of lr
+    optimizer: Literal["adamw", "adam_atan2"] = "adamw"   # adam_atan2: the reference's rule (harness/optim.py)
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float | None = Field(None, gt=0)

@@ -30,6 +30,7 @@ from harness.config import ExperimentConfig
 from harness.device import Runtime, local_device, resolve_runtime
 from harness.ema import EMA, master_weights
 from harness.errors import ConfigError
+from harness.optim import build_optimizer
 from harness.progress import Progress
 from harness.seeding import seed_everything, step_generator
 
@@ -153,6 +154,8 @@ def deepspeed_config(cfg: ExperimentConfig, rt: Runtime, per_rank_batch: int) ->
         # DeepSpeed clips at 1.0 unless told otherwise; `train.grad_clip: null` means no clipping.
         "gradient_clipping": cfg.train.grad_clip or 0.0,
     }
+    if cfg.train.optimizer != "adamw":
+        ds["zero_allow_untested_optimizer"] = True   # ZeRO only wraps the torch optimizer's step
     return ds
 
 
@@ -237,8 +240,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     params = [p for p in model.parameters() if p.requires_grad]
     # the EMA shadow is copied before DeepSpeed casts the module: fp32, from the fp32 init
     ema = EMA(model, cfg.train.ema_decay, device) if cfg.train.ema_decay else None
-    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, betas=cfg.train.betas,
-                                  weight_decay=cfg.train.weight_decay)
+    optimizer = build_optimizer(cfg.train, params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps))
     engine, optimizer, _, scheduler = import_deepspeed().initialize(
         model=model, optimizer=optimizer, lr_scheduler=scheduler,

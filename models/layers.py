@@ -1,7 +1,8 @@
 """Shared building blocks of HRM, TRM and the transformer baselines.
 
 Everything follows the reference recipe: post-norm blocks, RMSNorm without a learned scale (fp32),
-bias-free linears with truncated-normal init (std 1/sqrt(fan_in), cut at +-2 sigma), fused QKV,
+bias-free linears with truncated-normal init (actual std 1/sqrt(fan_in), cut at +-2 sigma of the
+corrected std, see `trunc_normal_`), fused QKV,
 non-causal scaled_dot_product_attention with rotary embeddings, SwiGLU whose inner size is
 round(expansion * hidden * 2/3) rounded up to a multiple of 256.
 
@@ -21,11 +22,27 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _truncated_std(a: float) -> float:
+    """Standard deviation of a standard normal truncated to [-a, a]: sqrt(1 - 2a phi(a) / Z),
+    Z = P(|x| < a) = erf(a / sqrt 2). For a = 2: 0.8796."""
+    phi = math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+    return math.sqrt(1 - 2 * a * phi / math.erf(a / math.sqrt(2)))
+
+
+TRUNC_STD_2 = _truncated_std(2.0)
+
+
 def trunc_normal_(t: torch.Tensor, std: float) -> torch.Tensor:
-    """Truncated normal at +-2 sigma (in place). Works on the meta device (nothing to fill)."""
+    """Truncated normal (in place) whose drawn values have standard deviation `std`.
+
+    As JAX/Flax's `truncated_normal` and the reference: draw N(0, s) cut at +-2s with the corrected
+    s = std / 0.8796, because cutting at 2 sigma shrinks the spread; plain
+    `nn.init.trunc_normal_(std=std)` gives 0.88 * std. Works on the meta device (nothing to fill).
+    """
     if t.device.type == "meta":
         return t
-    return nn.init.trunc_normal_(t, mean=0.0, std=std, a=-2 * std, b=2 * std)
+    s = std / TRUNC_STD_2
+    return nn.init.trunc_normal_(t, mean=0.0, std=s, a=-2 * s, b=2 * s)
 
 
 def round_up(x: int, multiple: int) -> int:

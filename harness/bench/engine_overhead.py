@@ -42,6 +42,7 @@ def bare_loop(cfg, data, steps: int):
     from benchmarks.sampler import GroupSampler
     from harness.engine import lr_factor, to_batch
     from harness.seeding import seed_everything, step_generator
+    from harness.optim import build_optimizer
     from models import build_model
 
     if cfg.train.ema_decay:
@@ -53,8 +54,7 @@ def bare_loop(cfg, data, steps: int):
     if getattr(model.core, "puzzle_emb", None) is not None:
         raise ValueError("the bare loop has no sparse puzzle-embedding optimizer: use puzzle_emb_len 0")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr, betas=cfg.train.betas,
-                            weight_decay=cfg.train.weight_decay)
+    opt = build_optimizer(cfg.train, params)               # train.optimizer, as the engine
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps))
     batches = GroupSampler(train_ds, cfg.train.batch_size, seed=cfg.seed).batches()
     carry = None

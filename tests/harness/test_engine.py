@@ -122,8 +122,8 @@ def test_baseline_learns_4x4_sudoku(runs_dir):
     assert result.metrics["token_accuracy"] >= 0.85, result.metrics
 
 
-@pytest.mark.parametrize("grad_clip", [None, 0.05])
-def test_engine_trains_exactly_like_a_bare_pytorch_loop(runs_dir, grad_clip):
+@pytest.mark.parametrize("grad_clip,optimizer", [(None, "adamw"), (0.05, "adamw"), (None, "adam_atan2")])
+def test_engine_trains_exactly_like_a_bare_pytorch_loop(runs_dir, grad_clip, optimizer):
     """DeepSpeed adds no hidden maths: after a few steps the engine's weights equal those of the
     plain loop in the overhead benchmark (same data order, AdamW, schedule and clipping). This is
     what caught DeepSpeed's default clipping at 1.0 when `train.grad_clip` is null."""
@@ -135,6 +135,7 @@ def test_engine_trains_exactly_like_a_bare_pytorch_loop(runs_dir, grad_clip):
     cfg = make_cfg(runs_dir, model={"arch": "transformer", "hidden": 32, "heads": 2, "layers": 2,
                                     "halt_max_steps": 2, "act": False},
                    train__steps=steps, train__lr=3e-3, train__grad_clip=grad_clip,
+                   train__optimizer=optimizer,
                    train__lr_schedule="cosine", train__lr_warmup_steps=2)
     train(cfg, runs_dir / "engine", progress=False)
     _, model = bare_loop(cfg, build(resolve(cfg.task), runs_dir / "data"), steps)

@@ -31,3 +31,37 @@ def test_trm_mlp_sudoku_count_is_unchanged():
     with torch.device("meta"):
         model = build_model(TRMConfig(mlp_t=True, n=6), SUDOKU)
     assert model.num_parameters() == 5_028_866
+
+
+def _std_and_bound(x: torch.Tensor, nominal: float) -> tuple[float, float]:
+    x = x.detach().double().flatten()
+    return x.std().item() / nominal, x.abs().max().item() / nominal
+
+
+def test_truncated_normal_init_has_the_nominal_std():
+    """Linears (std 1/sqrt(fan_in)), embeddings (std 1/sqrt(d)) and the fixed initial latents
+    (std 1): the drawn values' std is within 1% of nominal; values stay within 2 corrected sigmas."""
+    from models.act import Core
+    from models.layers import Embedding, Linear
+
+    bound = 2 / 0.87962566                              # +-2 sigma of the corrected std
+    torch.manual_seed(0)
+    lin = Linear(1024, 768)
+    ratio, top = _std_and_bound(lin.weight, 1 / 1024 ** 0.5)
+    assert abs(ratio - 1) < 0.01 and top <= bound + 1e-6, (ratio, top)
+    emb = Embedding(1024, 512, init_std=1 / 512 ** 0.5)
+    ratio, top = _std_and_bound(emb.weight, 1 / 512 ** 0.5)
+    assert abs(ratio - 1) < 0.01 and top <= bound + 1e-6, (ratio, top)
+
+    class Latents(Core):                                 # only the shared ends + TRM's latents
+        latent_names = ("y", "z")
+
+    cfg = tiny_cfg("trm", hidden=8192, heads=2)
+    draws = []
+    for seed in range(8):
+        torch.manual_seed(seed)
+        core = Latents(cfg, META)
+        draws += [core.y_init, core.z_init]
+        assert not core.y_init.requires_grad and "y_init" in dict(core.named_buffers())
+    ratio, top = _std_and_bound(torch.cat(draws), 1.0)
+    assert abs(ratio - 1) < 0.01 and top <= bound + 1e-6, (ratio, top)

@@ -60,8 +60,8 @@ def test_init_follows_the_recipe():
     lin = Linear(400, 300)
     w = lin.weight.detach()
     std = 1 / math.sqrt(400)
-    assert w.abs().max() <= 2 * std + 1e-7                          # truncated at 2 sigma
-    assert 0.8 * std < w.std() < 0.95 * std                         # N(0, std) cut at +-2: 0.88 std
+    assert w.abs().max() <= 2 * std / 0.87962566 + 1e-7           # cut at 2 corrected sigmas
+    assert 0.99 * std < w.std() < 1.01 * std                        # the corrected std: actual = nominal
     model = tiny_model("trm")
     core = model.core
     assert torch.all(core.q_head.weight == 0) and torch.all(core.q_head.bias == -5)
