@@ -40,8 +40,8 @@ class TrainConfig(_Strict):
     batch_size: PositiveInt = 64              # global batch (split across data-parallel workers)
     lr: float = Field(1e-4, gt=0)
     lr_warmup_steps: int = Field(0, ge=0)
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    lr_min_ratio: float = Field(1.0, ge=0, le=1)   # cosine floor, as a fraction of lr
+    lr_schedule: Literal["constant", "cosine"] = "constant"   # after the linear warm-up
+    lr_min_ratio: float | None = Field(None, ge=0, le=1)  # cosine floor as a fraction of lr (default 0)
     optimizer: Literal["adamw", "adam_atan2"] = "adamw"   # adam_atan2: the reference's rule (harness/optim.py)
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = Field(0.1, ge=0)
@@ -182,6 +182,15 @@ def validate(data: dict[str, Any], source: str) -> ExperimentConfig:
     if cfg.train.lr_warmup_steps > cfg.train.steps:
         raise ConfigError("train.lr_warmup_steps", f"must not exceed train.steps ({cfg.train.steps}), "
                           f"got {cfg.train.lr_warmup_steps}", source=source)
+    t = cfg.train          # a schedule means what it says: no cosine that stays constant
+    if t.lr_schedule == "cosine" and t.lr_min_ratio == 1.0:
+        raise ConfigError("train.lr_min_ratio", "1.0 makes the cosine schedule constant (its floor "
+                          "equals the peak lr): use lr_schedule: constant, or a floor below 1 "
+                          "(default 0)", source=source)
+    if t.lr_schedule == "constant" and t.lr_min_ratio not in (None, 1.0):
+        raise ConfigError("train.lr_min_ratio", f"is the floor of a cosine schedule, but "
+                          f"lr_schedule is constant (got {t.lr_min_ratio}): remove it, or use "
+                          f"lr_schedule: cosine", source=source)
     return cfg
 
 

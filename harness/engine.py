@@ -133,14 +133,20 @@ def total_steps(cfg: ExperimentConfig, flops_per_step: float) -> int:
 
 
 def lr_factor(cfg: ExperimentConfig, step: int, steps: int) -> float:
-    """Linear warm-up, then constant or cosine down to lr_min_ratio. `step` is 0-based."""
+    """Learning-rate multiplier of optimizer step `step` (0-based) of `steps`.
+
+    Linear warm-up over lr_warmup_steps ((step + 1) / W), then constant, or cosine from 1 down to
+    lr_min_ratio (default 0), reached exactly at the last step: progress = (step + 1 - W) / (steps - W).
+    (The reference's "cosine with lr_min_ratio 1.0" is `constant`; the config refuses the former.)
+    """
     t = cfg.train
     if t.lr_warmup_steps and step < t.lr_warmup_steps:
         return (step + 1) / t.lr_warmup_steps
     if t.lr_schedule == "constant":
         return 1.0
-    progress = (step - t.lr_warmup_steps) / max(1, steps - t.lr_warmup_steps)
-    return t.lr_min_ratio + (1 - t.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    floor = t.lr_min_ratio or 0.0
+    progress = (step + 1 - t.lr_warmup_steps) / max(1, steps - t.lr_warmup_steps)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def deepspeed_config(cfg: ExperimentConfig, rt: Runtime, per_rank_batch: int) -> dict:

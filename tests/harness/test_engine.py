@@ -42,6 +42,9 @@ def test_resume_gives_same_parameters_as_uninterrupted(runs_dir):
     k = 4
     over = dict(train__steps=2 * k, train__lr_schedule="cosine", train__lr_warmup_steps=2,
                 train__ema_decay=0.9)
+    from harness.engine import lr_factor
+    factors = [lr_factor(make_cfg(runs_dir, **over), s, 2 * k) for s in range(2 * k)]
+    assert factors[k - 1] > factors[k] > factors[k + 1] > 0     # the split lies inside the decay
     straight = train(make_cfg(runs_dir, **over), runs_dir / "straight", progress=False)
     stop_at = {"n": 0}
 
