@@ -22,7 +22,7 @@ class _Common(_Strict):
     ffn_multiple: PositiveInt = 256            # SwiGLU inner size rounded up to a multiple of this
     rope_theta: float = Field(10000.0, gt=0)
     norm_eps: float = Field(1e-5, gt=0)
-    pos_encoding: Literal["rope", "none"] = "rope"
+    pos_encoding: Literal["rope", "learned", "none"] = "rope"   # learned: added, sum / sqrt(2)
     puzzle_emb_len: int = Field(0, ge=0)       # prefix positions holding the puzzle embedding
     halt_max_steps: PositiveInt = 16           # supervision segments per example
     halt_exploration_prob: float = Field(0.1, ge=0, le=1)

@@ -55,8 +55,12 @@ class Core(nn.Module):
         self.embed_tokens = Embedding(meta.vocab_size, d, init_std=1.0 / math.sqrt(d))
         self.puzzle_emb = (PuzzleEmbedding(meta.num_puzzle_identifiers, d, self.P)
                            if self.P > 0 else None)
-        use_rope = cfg.pos_encoding == "rope" and not getattr(cfg, "mlp_t", False)
+        mlp_t = getattr(cfg, "mlp_t", False)
+        use_rope = cfg.pos_encoding == "rope" and not mlp_t
         self.rotary = Rotary(d // cfg.heads, self.S, cfg.rope_theta) if use_rope else None
+        # learned absolute positions over all S positions (prefix included), std 1/sqrt(d)
+        self.embed_pos = (Embedding(self.S, d, init_std=1.0 / math.sqrt(d))
+                          if cfg.pos_encoding == "learned" and not mlp_t else None)
         self.lm_head = Linear(d, meta.vocab_size)
         self.q_head = Linear(d, 2, bias=True)
         with torch.no_grad():               # start by never halting early: sigmoid(-5) = 0.007
@@ -73,11 +77,16 @@ class Core(nn.Module):
     # -- ends of the network ----------------------------------------------------------------------
 
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """x = sqrt(d) * [puzzle prefix ; token embeddings]   [B, S, d]"""
+        """x = sqrt(d) * [puzzle prefix ; token embeddings]   [B, S, d]
+
+        With learned positions (as the reference): x = sqrt(d) * (e + pos) / sqrt(2), the sum
+        scaled back to the variance of one term."""
         x = self.embed_tokens(batch["inputs"])                      # [B, L, d]
         if self.puzzle_emb is not None:
             prefix = self.puzzle_emb(batch["puzzle_identifiers"], x.dtype)   # [B, P, d]
             x = torch.cat((prefix, x), dim=1)
+        if self.embed_pos is not None:
+            x = (x + self.embed_pos.weight.to(x.dtype)) * (1.0 / math.sqrt(2))   # + [S, d]
         return self.embed_scale * x
 
     def heads(self, z: torch.Tensor, need_logits: bool = True):

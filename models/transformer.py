@@ -31,11 +31,13 @@ class Transformer(Looped):
 # ---------------------------------------------------------------------------------------------
 # Parameter matching
 
-def transformer_params(hidden: int, layers: int, vocab: int, expansion: float, multiple: int) -> int:
-    """Exact parameter count of `Transformer` (attention blocks): blocks + embedding + heads."""
+def transformer_params(hidden: int, layers: int, vocab: int, expansion: float, multiple: int,
+                       learned_positions: int = 0) -> int:
+    """Exact parameter count of `Transformer` (attention blocks): blocks + embedding + heads
+    (+ a learned position table of `learned_positions` rows)."""
     inner = swiglu_inner(hidden, expansion, multiple)
     block = 4 * hidden * hidden + 3 * hidden * inner     # qkv + o, gate_up + down
-    return layers * block + 2 * vocab * hidden + 2 * hidden + 2
+    return layers * block + (2 * vocab + learned_positions) * hidden + 2 * hidden + 2
 
 
 def resolve_size(cfg: TransformerConfig, meta: DatasetMeta) -> TransformerConfig:
@@ -49,9 +51,10 @@ def resolve_size(cfg: TransformerConfig, meta: DatasetMeta) -> TransformerConfig
         return cfg
     target = round(cfg.match_params * cfg.match_multiple)
     V, e, m = meta.vocab_size, cfg.expansion, cfg.ffn_multiple
+    pos = cfg.puzzle_emb_len + meta.seq_len if cfg.pos_encoding == "learned" else 0
 
     def count(hidden: int, layers: int) -> int:
-        return transformer_params(hidden, layers, V, e, m)
+        return transformer_params(hidden, layers, V, e, m, pos)
 
     candidates: list[tuple[int, int, int]] = []   # (|diff|, size, params)
     if cfg.size_by == "layers":

@@ -65,3 +65,28 @@ def test_truncated_normal_init_has_the_nominal_std():
         assert not core.y_init.requires_grad and "y_init" in dict(core.named_buffers())
     ratio, top = _std_and_bound(torch.cat(draws), 1.0)
     assert abs(ratio - 1) < 0.01 and top <= bound + 1e-6, (ratio, top)
+
+
+def test_learned_positions_are_added_and_the_sum_scaled_by_one_over_sqrt2():
+    import math
+
+    from models.transformer import transformer_params
+
+    model = tiny_model("transformer", puzzle_emb_len=2, pos_encoding="learned")
+    core = model.core
+    assert core.rotary is None and core.embed_pos.weight.shape == (META.seq_len + 2, 32)
+    batch = make_batch(2)
+    x = core.embed(batch)                                           # [B, S, d]
+    tok = core.embed_tokens.weight[batch["inputs"]]                 # [B, L, d]
+    prefix = torch.cat((core.puzzle_emb.weights[batch["puzzle_identifiers"]].unsqueeze(1),
+                        torch.zeros(2, 1, 32)), 1)                  # [B, P, d]
+    want = math.sqrt(32) * (torch.cat((prefix, tok), 1) + core.embed_pos.weight) / math.sqrt(2)
+    torch.testing.assert_close(x, want)
+    # the table is trained like every other parameter, and the exact count includes it
+    rope = tiny_model("transformer", puzzle_emb_len=2)
+    assert model.num_parameters() - rope.num_parameters() == (META.seq_len + 2) * 32
+    assert model.num_parameters() == transformer_params(32, 2, META.vocab_size, 4.0, 32,
+                                                        learned_positions=META.seq_len + 2)
+    loss = model(model.initial_carry(batch), batch)[1]
+    loss.backward()
+    assert core.embed_pos.weight.grad is not None and core.embed_pos.weight.grad.abs().sum() > 0
