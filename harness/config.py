@@ -28,6 +28,9 @@ class TaskConfig(BaseModel):
     that task family, validated by `benchmarks.registry` (so unknown keys still fail early)."""
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str
+    # a registered task that stands in for `name` when its published files are not given with
+    # --from (paper recipes; see harness/data_source.py). Not a task parameter.
+    stand_in: str | None = None
 
     @property
     def params(self) -> dict[str, Any]:

@@ -26,16 +26,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    p.add_argument("--from", dest="from_", action="append", default=[], metavar="PATH",
+                   help="local copy of the task's published data (FILE, DIR with train.csv and "
+                        "test.csv, or train=FILE test=FILE); without it a recipe's task.stand_in is used")
     p.set_defaults(func=main)
 
 
-def load_and_check(path: str, overrides: list[str]) -> ExperimentConfig:
-    """Everything that can be validated before work starts: schema, then the task's parameters."""
-    from benchmarks.registry import resolve
+def load_and_check(path: str, overrides: list[str], from_paths: list[str] | None = None) -> ExperimentConfig:
+    """Everything that can be validated before work starts: schema, then the task's parameters
+    (of the data chosen: --from, a recipe's stand-in, or the task as configured)."""
+    from harness.data_source import choose_data
 
     cfg = load_experiment(path, overrides)
     try:
-        resolve(cfg.task)
+        cfg = choose_data(cfg, from_paths)
     except ConfigError as e:
         raise e.with_source(str(path) + (" + overrides" if overrides else "")) from None
     return cfg
@@ -58,7 +62,7 @@ def pick_run_dir(cfg: ExperimentConfig, run_dir: Path | None, resume: bool) -> P
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_and_check(args.config, args.overrides)
+    cfg = load_and_check(args.config, args.overrides, getattr(args, "from_", None))
     run_dir = pick_run_dir(cfg, args.run_dir, args.resume)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if args.workers is not None or address:
