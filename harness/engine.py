@@ -61,6 +61,7 @@ class TrainResult:
     num_parameters: int
     effective_depth: int
     history: list[dict] = field(default_factory=list)   # eval metrics per evaluation (rank 0)
+    puzzle_embedding_entries: int = 0  # size of the puzzle-embedding table (not in num_parameters)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,4 +365,5 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     bar.close()
     return TrainResult(run_dir=run_dir, step=step, metrics=last_eval, flops=flops,
                        checkpoint_dir=last_ckpt, num_parameters=int(module.num_parameters()),
-                       effective_depth=int(module.effective_depth()), history=history)
+                       effective_depth=int(module.effective_depth()), history=history,
+                       puzzle_embedding_entries=int(module.puzzle_embedding_entries()))

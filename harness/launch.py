@@ -217,6 +217,7 @@ def train_worker(config: dict[str, Any]) -> None:
         **extra, **{f"train_{k}": v for k, v in last_log.items()}, **result.metrics,
         "step": result.step, "flops": result.flops, "flops_cumulative": result.flops,
         "num_parameters": result.num_parameters, "effective_depth": result.effective_depth,
+        "puzzle_embedding_entries": result.puzzle_embedding_entries,
         "resumed_from_step": resumed_from, FINAL_KEY: 1.0})
 
 
@@ -346,6 +347,7 @@ def to_train_result(metrics: dict[str, Any], run_dir: Path, checkpoint_path: str
     from harness.engine import TrainResult
 
     skip = {"step", "flops", "flops_cumulative", "num_parameters", "effective_depth", FINAL_KEY,
+            "puzzle_embedding_entries",
             "resumed_from_step", "trial_number", "checkpoint_path"}
     final = {k: float(v) for k, v in metrics.items()
              if k not in skip and not k.startswith("train_") and isinstance(v, (int, float))}
@@ -353,7 +355,8 @@ def to_train_result(metrics: dict[str, Any], run_dir: Path, checkpoint_path: str
                        flops=float(metrics["flops"]),
                        checkpoint_dir=Path(checkpoint_path) if checkpoint_path else None,
                        num_parameters=int(metrics["num_parameters"]),
-                       effective_depth=int(metrics["effective_depth"]))
+                       effective_depth=int(metrics["effective_depth"]),
+                       puzzle_embedding_entries=int(metrics.get("puzzle_embedding_entries", 0)))
 
 
 def launch(cfg: ExperimentConfig, *, run_dir: Path, workers: int, gpus_per_worker: float = 0.0,

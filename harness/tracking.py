@@ -132,6 +132,7 @@ class Tracker:
         """Close the run as FINISHED. Evaluation metrics arrive through the engine's `on_eval`
         hook (`log_metrics(step, m, prefix=EVAL_PREFIX)`), the final one included."""
         self.log_params({"num_parameters": result.num_parameters,
+                         "puzzle_embedding_entries": getattr(result, "puzzle_embedding_entries", 0),
                          "effective_depth": result.effective_depth})
         self.set_tags({"rbench.checkpoint_dir": str(result.checkpoint_dir),
                        "rbench.final_step": str(result.step)})

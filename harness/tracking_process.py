@@ -100,6 +100,7 @@ class TrackerProcess:
     def finish(self, result) -> None:
         """End the run as FINISHED; returns once everything sent has been written."""
         self._send("finish", {"num_parameters": result.num_parameters,
+                              "puzzle_embedding_entries": getattr(result, "puzzle_embedding_entries", 0),
                               "effective_depth": result.effective_depth,
                               "checkpoint_dir": str(result.checkpoint_dir), "step": result.step})
         self._drain(block=True)

@@ -233,6 +233,16 @@ class ACTModel(nn.Module):
         """Trainable parameters; the puzzle-embedding table is a buffer and is not counted."""
         return int(sum(getattr(p, "ds_numel", p.numel()) for p in self.parameters()))
 
+    def puzzle_embedding_shape(self) -> tuple[int, int]:
+        """(rows, dim) of the puzzle-embedding table, (0, 0) without one. Not in num_parameters:
+        it is trained by its own sparse optimizer, and for ARC it is far larger than the model."""
+        pe = self.core.puzzle_emb
+        return (int(pe.weights.shape[0]), int(pe.weights.shape[1])) if pe is not None else (0, 0)
+
+    def puzzle_embedding_entries(self) -> int:
+        rows, dim = self.puzzle_embedding_shape()
+        return rows * dim
+
     def effective_depth(self) -> int:
         """Blocks applied in sequence per supervision step."""
         return int(self.core.effective_depth())

@@ -72,7 +72,7 @@ def summarize(model_cfg, meta) -> dict:
     core = model.core
     resolved = core.cfg
     train, infer = model.flops_per_example("train"), model.flops_per_example("eval")
-    table = core.puzzle_emb.weights.shape if core.puzzle_emb is not None else None
+    rows, dim = model.puzzle_embedding_shape()
     out = {
         "arch": resolved.arch,
         "task": meta.task,
@@ -81,7 +81,9 @@ def summarize(model_cfg, meta) -> dict:
         "vocab_size": meta.vocab_size,
         "model": resolved.model_dump(mode="json"),
         "parameters": model.num_parameters(),
-        "puzzle_embedding_entries": int(table[0] * table[1]) if table is not None else 0,
+        "puzzle_embedding_entries": rows * dim,
+        "puzzle_embedding_rows": rows,
+        "puzzle_embedding_dim": dim,
         "effective_depth": model.effective_depth(),
         "halt_max_steps": resolved.halt_max_steps,
         "train_flops_per_example_per_step": train,
@@ -118,7 +120,8 @@ def render(s: dict) -> str:
         f"task:             {s['task']}  seq_len={s['seq_len']} (+{s['prefix_len']} prefix) "
         f"vocab={s['vocab_size']}",
         f"parameters:       {s['parameters']:,}"
-        + (f"  (+{s['puzzle_embedding_entries']:,} puzzle-embedding entries, not counted)"
+        + (f"  (+ puzzle-embedding table {s['puzzle_embedding_rows']:,} x "
+           f"{s['puzzle_embedding_dim']} = {s['puzzle_embedding_entries']:,} entries, not counted)"
            if s["puzzle_embedding_entries"] else ""),
     ]
     if "match_target_parameters" in s:

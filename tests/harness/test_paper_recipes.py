@@ -95,3 +95,33 @@ def test_recipe_reads_the_published_data_from_a_local_file(runs_dir, capsys):
     assert saved["task"]["path"] == str(csv)
     tags = saved["tracking"]["tags"]
     assert tags["rbench.data_source"].startswith("local copy") and tags["rbench.data_from"] == str(csv)
+
+
+def test_summary_shows_the_puzzle_embedding_table_beside_the_count(capsys):
+    assert cli(["model", "summary", str(PAPER / "trm-att-arc1.yaml"), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    rows = 1 + 800 * 1001                        # one per (task, augmentation) + the blank id
+    assert (s["puzzle_embedding_rows"], s["puzzle_embedding_dim"]) == (rows, 512)
+    assert s["puzzle_embedding_entries"] == rows * 512 and s["parameters"] == 6_829_058
+    assert cli(["model", "summary", str(PAPER / "trm-att-arc1.yaml")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("parameters:"))
+    assert "6,829,058" in line and f"{rows:,} x 512 = {rows * 512:,}" in line
+
+
+@pytest.mark.slow
+def test_tracked_recipe_run_records_data_source_and_table_size(runs_dir, capsys):
+    """Through MLflow: the run's tags say which data it trained on, and its params hold the
+    puzzle-embedding table size next to num_parameters."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{runs_dir.resolve() / 'mlflow.db'}"
+    over = [o for o in _small("hrm-sudoku", runs_dir) if o != "tracking.enabled=false"]
+    assert cli(["run", str(PAPER / "hrm-sudoku.yaml"), *over, f"tracking.uri={uri}",
+                "--run-dir", str(runs_dir / "tracked"), "--no-progress"]) == 0
+    run_id = next(x.split()[-1] for x in capsys.readouterr().out.splitlines() if x.startswith("mlflow run:"))
+    run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    assert run.data.tags["rbench.data_source"].startswith("generated stand-in")
+    assert run.data.tags["rbench.data_published"] == "sudoku-extreme"
+    assert run.data.tags["rbench.recipe"] == "hrm-sudoku"
+    assert run.data.params["puzzle_embedding_entries"] == str(1 * 16)   # 1 identifier x hidden 16
+    assert "num_parameters" in run.data.params
