@@ -34,7 +34,7 @@ from pydantic import Field, PositiveInt, StringConstraints
 from benchmarks import dihedral
 from benchmarks.dataset import IGNORE_LABEL_ID, DatasetMeta, MappedRows, PuzzleDataset
 from benchmarks.registry import Family, Params, TaskSpec, split_seed
-from harness.errors import ConfigError, DataError, UserError
+from benchmarks.errors import ConfigError, DataError, UserError
 
 CANVAS = 30
 PAD, EOS, COLOUR0 = 0, 1, 2

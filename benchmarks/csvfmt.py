@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from harness.errors import DataError
+from benchmarks.errors import DataError
 
 HEADER = ("source", "question", "answer", "rating")
 

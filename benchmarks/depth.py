@@ -22,7 +22,7 @@ from pydantic import Field, PositiveInt
 
 from benchmarks.dataset import IGNORE_LABEL_ID, DatasetMeta, PuzzleDataset
 from benchmarks.registry import Family, Params, TaskSpec, split_seed
-from harness.errors import ConfigError
+from benchmarks.errors import ConfigError
 
 DIGIT0 = 2   # token of digit / bit / node 0 in every task here (0 = pad, 1 = blank answer slot)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import UserError
+from benchmarks.errors import UserError
 
 
 def fetch(repo: str, filename: str, revision: str | None, task: str) -> Path:

@@ -23,7 +23,7 @@ from benchmarks import csvfmt, published
 from benchmarks.dihedral import forward as dihedral
 from benchmarks.dataset import DatasetMeta, MappedRows, PuzzleDataset
 from benchmarks.registry import Family, TaskSpec, split_seed
-from harness.errors import ConfigError, DataError, UserError
+from benchmarks.errors import ConfigError, DataError, UserError
 
 CHARS = "# SGo"
 WALL, OPEN, START, GOAL, PATH = range(5)     # codes; token = code + 1

@@ -10,7 +10,7 @@ from pydantic import PositiveInt
 
 from benchmarks import csvfmt, hub
 from benchmarks.registry import Params, require_file, split_seed
-from harness.errors import ConfigError, DataError, UserError
+from benchmarks.errors import ConfigError, DataError, UserError
 
 
 class SourceParams(Params):

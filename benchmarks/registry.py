@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmarks.dataset import DatasetMeta, PuzzleDataset
-from harness.errors import ConfigError, UserError
+from benchmarks.errors import ConfigError, UserError
 
 TASKS_DIR = Path(__file__).with_name("tasks")
 

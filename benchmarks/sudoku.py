@@ -16,7 +16,7 @@ from benchmarks import csvfmt, published
 from benchmarks.dataset import DatasetMeta, MappedRows, PuzzleDataset
 from benchmarks.registry import Family, TaskSpec, split_seed
 from benchmarks.sudoku_solver import BOXES, generate, is_valid_solution, rate
-from harness.errors import ConfigError, DataError, UserError
+from benchmarks.errors import ConfigError, DataError, UserError
 
 
 class SudokuParams(published.SourceParams):

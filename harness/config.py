@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from harness.errors import ConfigError
-from harness.model_config import ModelConfig
+from models.registry import ARCH_NAMES, ModelConfig
 
 
 class _Strict(BaseModel):
@@ -170,7 +170,7 @@ def _describe(err: dict) -> str:
 def _dotted(loc: tuple) -> str:
     # Discriminated unions insert the tag into the location (model.trm.T): drop it.
     parts = [str(p) for p in loc]
-    if len(parts) >= 2 and parts[0] == "model" and parts[1] in ("transformer", "trm", "hrm", "looped"):
+    if len(parts) >= 2 and parts[0] == "model" and parts[1] in ARCH_NAMES:
         parts.pop(1)
     return ".".join(parts)
 

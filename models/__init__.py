@@ -1,30 +1,25 @@
 """The model zoo: HRM, TRM (attention / MLP), the direct-prediction transformer, the looped
-transformer. `build_model(cfg, meta)` picks one by `cfg.arch` and wraps it in the shared deep
-supervision / ACT wrapper (models/act.py), which implements the engine contract:
+transformer, listed in models/registry.py. `build_model(cfg, meta)` picks one by `cfg.arch` and
+wraps it in the shared deep supervision / ACT wrapper (models/act.py), which implements the engine
+contract:
 
     initial_carry(batch) -> flat dict of tensors (every row halted)
     forward(carry, batch, generator=None) -> (carry, loss, metrics, outputs)   one segment
     predict(batch) -> (preds [B, L], q_halt_logits [B])                        all segments, no_grad
-    num_parameters(), effective_depth(), flops_per_example("train" | "eval")
+    num_parameters(), puzzle_embedding_shape(), effective_depth(), flops_per_example("train" | "eval")
     puzzle_emb_step(lr, weight_decay)                                         after optimizer.step
 """
 from __future__ import annotations
 
 from benchmarks.dataset import DatasetMeta
-from models.act import ACTModel, Core
-from models.hrm import HRM
-from models.looped import Looped
-from models.transformer import Transformer, resolve_size
-from models.trm import TRM
-
-ARCHS = {"transformer": Transformer, "trm": TRM, "hrm": HRM, "looped": Looped}
+from models.act import ACTModel, Core, CoreConfig
+from models.registry import ARCH_NAMES, ARCHS, RECURSIVE_ARCHS, ModelConfig
 
 
 def resolve_config(cfg, meta: DatasetMeta):
-    """The config the model is actually built with (transformer parameter matching applied)."""
-    if cfg.arch == "transformer":
-        return resolve_size(cfg, meta)
-    return cfg
+    """The config the model is actually built with (e.g. transformer parameter matching applied)."""
+    resolve = ARCHS[cfg.arch].resolve
+    return resolve(cfg, meta) if resolve is not None else cfg
 
 
 def build_model(cfg, meta: DatasetMeta) -> ACTModel:
@@ -33,8 +28,10 @@ def build_model(cfg, meta: DatasetMeta) -> ACTModel:
     Build under `with torch.device("meta"):` to count parameters / FLOPs without allocating.
     """
     cfg = resolve_config(cfg, meta)
-    core = ARCHS[cfg.arch](cfg, meta)
-    return ACTModel(cfg, core, q_continue=(cfg.arch == "hrm" and cfg.act_continue))
+    core = ARCHS[cfg.arch].core(cfg, meta)
+    # HRM's Q-learning continue head (the only config with `act_continue`)
+    return ACTModel(cfg, core, q_continue=getattr(cfg, "act_continue", False))
 
 
-__all__ = ["ARCHS", "ACTModel", "Core", "build_model", "resolve_config"]
+__all__ = ["ARCHS", "ARCH_NAMES", "RECURSIVE_ARCHS", "ACTModel", "Core", "CoreConfig",
+           "ModelConfig", "build_model", "resolve_config"]

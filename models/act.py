@@ -22,9 +22,11 @@ Losses per row (then the mean over rows):
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from torch import nn
 
 from benchmarks.dataset import IGNORE_LABEL_ID, DatasetMeta
@@ -33,6 +35,43 @@ from models.losses import LOSSES
 from models.puzzle_emb import PuzzleEmbedding
 
 DATA_KEYS = ("inputs", "labels", "puzzle_identifiers")
+
+
+class CoreConfig(BaseModel):
+    """What every architecture's config shares (the keys `Core` and the ACT wrapper read).
+
+    Each architecture's config subclasses this beside its model (models/trm.py: TRMConfig, ...),
+    sets `arch: Literal["name"]` and is listed once in models/registry.py. Strict and frozen: an
+    unknown key, or one of another architecture, fails at load time with its dotted path.
+    """
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hidden: PositiveInt = 512
+    heads: PositiveInt = 8
+    expansion: float = Field(4.0, gt=0)
+    ffn_multiple: PositiveInt = 256            # SwiGLU inner size rounded up to a multiple of this
+    rope_theta: float = Field(10000.0, gt=0)
+    norm_eps: float = Field(1e-5, gt=0)
+    pos_encoding: Literal["rope", "learned", "none"] = "rope"   # learned: added, sum / sqrt(2)
+    puzzle_emb_len: int = Field(0, ge=0)       # prefix positions holding the puzzle embedding
+    halt_max_steps: PositiveInt = 16           # supervision segments per example
+    halt_exploration_prob: float = Field(0.1, ge=0, le=1)
+    act: bool = True                           # learn to halt early in training (Q head);
+                                               # false: always halt_max_steps segments, no Q loss
+    loss: Literal["stablemax", "softmax"] = "stablemax"
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self):
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.pos_encoding == "rope" and (self.hidden // self.heads) % 2:
+            raise ValueError(f"rotary embeddings need an even head size (hidden / heads = "
+                             f"{self.hidden // self.heads})")
+        return self
+
+    def shape(self) -> str:
+        """The recursion / depth knobs in one line (`rbench model summary`)."""
+        raise NotImplementedError
 
 
 class Core(nn.Module):

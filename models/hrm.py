@@ -15,17 +15,34 @@ pass (models/act.py); `act_continue: false` drops both and halts on q_halt > 0 l
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field, PositiveInt
 
 from benchmarks.dataset import DatasetMeta
-from models.act import Core
+from models.act import Core, CoreConfig
 from models.layers import Stack
+
+
+class HRMConfig(CoreConfig):
+    arch: Literal["hrm"] = "hrm"
+    H_layers: PositiveInt = 4
+    L_layers: PositiveInt = 4
+    H_cycles: PositiveInt = 2
+    L_cycles: PositiveInt = 2
+    act_continue: bool = True   # Q-learning continue head + its extra no-grad target pass
+    puzzle_emb_len: int = Field(1, ge=0)
+
+    def shape(self) -> str:
+        return (f"H_cycles={self.H_cycles} L_cycles={self.L_cycles} "
+                f"H_layers={self.H_layers} L_layers={self.L_layers}")
 
 
 class HRM(Core):
     latent_names = ("z_H", "z_L")
 
-    def __init__(self, cfg, meta: DatasetMeta):
+    def __init__(self, cfg: HRMConfig, meta: DatasetMeta):
         super().__init__(cfg, meta)
         kw = self.block_kw()
         self.H_cycles, self.L_cycles = cfg.H_cycles, cfg.L_cycles

@@ -9,9 +9,23 @@ supervision / optional ACT wrapper around it (`act: false` = fixed halt_max_step
 """
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import PositiveInt
+
 from benchmarks.dataset import DatasetMeta
-from models.act import Core
+from models.act import Core, CoreConfig
 from models.layers import Stack
+
+
+class LoopedConfig(CoreConfig):
+    """Universal / looped transformer: one weight-tied stack applied `loops` times."""
+    arch: Literal["looped"] = "looped"
+    layers: PositiveInt = 2
+    loops: PositiveInt = 4
+
+    def shape(self) -> str:
+        return f"loops={self.loops} layers={self.layers}"
 
 
 class Looped(Core):

@@ -14,11 +14,33 @@ Sizing: `match_params` (x `match_multiple`) picks `layers` or `hidden` at build 
 """
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field, PositiveInt
+
 from benchmarks.dataset import DatasetMeta
-from harness.errors import ConfigError
-from harness.model_config import TransformerConfig
+from benchmarks.errors import ConfigError
+from models.act import CoreConfig
 from models.layers import swiglu_inner
 from models.looped import Looped
+
+
+class TransformerConfig(CoreConfig):
+    """Direct-prediction baseline: the same blocks, no inner recursion.
+
+    With `match_params` set, the depth (size_by: layers) or the width (size_by: hidden, a multiple
+    of `heads`, of 2 * heads with rope) is chosen at build time so the parameter count is the one
+    closest to match_params * match_multiple (ties: the smaller model); `layers`/`hidden` then are
+    ignored. `rbench model summary` shows the resolved size.
+    """
+    arch: Literal["transformer"] = "transformer"
+    layers: PositiveInt = 8
+    match_params: PositiveInt | None = None
+    match_multiple: float = Field(1.0, gt=0)
+    size_by: Literal["layers", "hidden"] = "layers"
+
+    def shape(self) -> str:
+        return f"layers={self.layers}"
 
 
 class Transformer(Looped):

@@ -15,17 +15,32 @@ no positional encoding.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field, PositiveInt
 
 from benchmarks.dataset import DatasetMeta
-from models.act import Core
+from models.act import Core, CoreConfig
 from models.layers import Stack
+
+
+class TRMConfig(CoreConfig):
+    arch: Literal["trm"] = "trm"
+    layers: PositiveInt = 2
+    T: PositiveInt = 3          # recursions per supervision step (T-1 without gradient)
+    n: PositiveInt = 6          # latent updates per recursion
+    mlp_t: bool = False         # TRM-MLP: token-mixing SwiGLU instead of attention
+    puzzle_emb_len: int = Field(16, ge=0)
+
+    def shape(self) -> str:
+        return f"T={self.T} n={self.n} layers={self.layers}" + (" (MLP)" if self.mlp_t else "")
 
 
 class TRM(Core):
     latent_names = ("y", "z")
 
-    def __init__(self, cfg, meta: DatasetMeta):
+    def __init__(self, cfg: TRMConfig, meta: DatasetMeta):
         super().__init__(cfg, meta)
         self.T, self.n = cfg.T, cfg.n
         self.net = Stack(cfg.layers, **self.block_kw())

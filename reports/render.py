@@ -80,8 +80,10 @@ def markdown(df: pd.DataFrame, *, title: str, metric: str = "exact_accuracy",
 
 def _verdict(t: pd.DataFrame, metric: str) -> list[str]:
     """The research question in one comparison: best recursive model vs best plain transformer."""
-    rec = t[t["model.arch"].isin(["trm", "hrm", "looped"])]
-    base = t[t["model.arch"] == "transformer"]
+    from models.registry import RECURSIVE_ARCHS   # the architectures, listed once
+
+    rec = t[t["model.arch"].isin(RECURSIVE_ARCHS)]
+    base = t[~t["model.arch"].isin(RECURSIVE_ARCHS)]
     if rec.empty or base.empty:
         return []
     r, b = rec.loc[rec[metric].idxmax()], base.loc[base[metric].idxmax()]

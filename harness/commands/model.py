@@ -90,7 +90,8 @@ def summarize(model_cfg, meta) -> dict:
         "inference_flops_per_example_per_step": infer,
         "inference_flops_per_example_all_steps": infer * resolved.halt_max_steps,
     }
-    if resolved.arch == "transformer" and resolved.match_params is not None:
+    out["shape"] = resolved.shape()
+    if getattr(resolved, "match_params", None) is not None:
         target = round(resolved.match_params * resolved.match_multiple)
         out["match_target_parameters"] = target
         out["match_ratio"] = out["parameters"] / target
@@ -106,17 +107,8 @@ def _fmt_flops(x: float) -> str:
 
 def render(s: dict) -> str:
     m = s["model"]
-    if s["arch"] == "trm":
-        shape = f"T={m['T']} n={m['n']} layers={m['layers']}" + (" (MLP)" if m["mlp_t"] else "")
-    elif s["arch"] == "hrm":
-        shape = (f"H_cycles={m['H_cycles']} L_cycles={m['L_cycles']} "
-                 f"H_layers={m['H_layers']} L_layers={m['L_layers']}")
-    elif s["arch"] == "looped":
-        shape = f"loops={m['loops']} layers={m['layers']}"
-    else:
-        shape = f"layers={m['layers']}"
     lines = [
-        f"model:            {s['arch']}  {shape}  hidden={m['hidden']} heads={m['heads']}",
+        f"model:            {s['arch']}  {s['shape']}  hidden={m['hidden']} heads={m['heads']}",
         f"task:             {s['task']}  seq_len={s['seq_len']} (+{s['prefix_len']} prefix) "
         f"vocab={s['vocab_size']}",
         f"parameters:       {s['parameters']:,}"
