@@ -75,7 +75,7 @@ class EMA:
     def __init__(self, module: torch.nn.Module, decay: float, device: torch.device | None = None):
         self.decay = decay
         self.module = module                                  # the module being trained
-        self.shadow = copy.deepcopy(module).to(device).float().eval().requires_grad_(False)
+        self.shadow = _copy_without_buffers(module).to(device).float().eval().requires_grad_(False)
         self._avg = get_ema_multi_avg_fn(decay)
         self.n_averaged = 1                                   # ema_0 = w_0: the copy above
         self._eval: torch.nn.Module | None = None
@@ -93,16 +93,15 @@ class EMA:
     @torch.no_grad()
     def eval_model(self, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
         """The averaged model in the compute dtype, with the trained module's current buffers
-        (e.g. the puzzle-embedding table, copied only now: it can be large)."""
+        (e.g. the puzzle-embedding table: shared, never copied; for ARC it is GBs)."""
         target = self.shadow
         if dtype != torch.float32:
             if self._eval is None:
-                self._eval = copy.deepcopy(self.shadow).to(dtype)
+                self._eval = _copy_without_buffers(self.shadow).to(dtype)
             for e, s in zip(self._eval.parameters(), self.shadow.parameters()):
                 e.copy_(s)
             target = self._eval
-        for t, b in zip(target.buffers(), self.module.buffers()):
-            t.copy_(b)
+        _share_buffers(target, self.module)
         return target
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -116,3 +115,16 @@ class EMA:
             p.copy_(state[n])
         if "n_averaged" in state:
             self.n_averaged = int(state["n_averaged"])
+
+
+def _copy_without_buffers(module: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of `module` whose buffers are the original's tensors (not copies)."""
+    return copy.deepcopy(module, memo={id(b): b for b in module.buffers()})
+
+
+def _share_buffers(target: torch.nn.Module, source: torch.nn.Module) -> None:
+    """Point each buffer of `target` at the same-named buffer tensor of `source`."""
+    for name, b in source.named_buffers():
+        owner_name, _, attr = name.rpartition(".")
+        owner = target.get_submodule(owner_name) if owner_name else target
+        owner._buffers[attr] = b

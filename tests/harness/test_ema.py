@@ -87,3 +87,26 @@ def test_bf16_ema_is_restored_exactly_on_resume(runs_dir):
     for name in a:
         assert torch.equal(a[name], b[name]), name
     assert resumed.metrics == pytest.approx(straight.metrics)
+
+
+def test_ema_shares_buffers_instead_of_copying_them():
+    """The puzzle-embedding table (a buffer, GBs for ARC) is never copied into the shadow or the
+    bf16 evaluation copy: evaluation sees the trained module's current table."""
+    from benchmarks.dataset import DatasetMeta
+    from harness.ema import EMA
+    from harness.model_config import TRMConfig
+    from models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(TRMConfig(hidden=16, heads=2, layers=1, T=1, n=1, ffn_multiple=16,
+                                  puzzle_emb_len=2),
+                        DatasetMeta("t", seq_len=4, vocab_size=5, num_puzzle_identifiers=1000))
+    ema = EMA(model, 0.9)
+    table = model.core.puzzle_emb.weights
+    for dtype in (torch.float32, torch.bfloat16):
+        ev = ema.eval_model(dtype)
+        assert ev.core.puzzle_emb.weights.data_ptr() == table.data_ptr()
+        assert next(ev.parameters()).dtype == dtype
+    table[3] += 1.0                                   # a sign-SGD step on the live table
+    assert ema.eval_model(torch.bfloat16).core.puzzle_emb.weights[3].eq(1.0).all()
+    assert all(p.dtype == torch.float32 for p in ema.shadow.parameters())
