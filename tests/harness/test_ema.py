@@ -18,14 +18,18 @@ def bf16_cfg(runs_dir, **over):
                     train__ema_decay=DECAY, train__lr=1e-3, **over)
 
 
-def masters_at(path) -> list[torch.Tensor]:
-    """The fp32 master weights DeepSpeed's bf16 optimizer wrote into a checkpoint."""
+def masters_at(path, zero_stage: int = 0, names: list[str] | None = None) -> list[torch.Tensor]:
+    """The weights DeepSpeed wrote into a checkpoint: at ZeRO stage 0 its bf16 optimizer's fp32
+    master weights; under ZeRO 1/2 (masters in flat partitions) the module's bf16 weights, which
+    are those masters rounded (so the comparison below still holds to bf16 rounding)."""
     state = torch.load(path / checkpoint.DS_TAG / "mp_rank_00_model_states.pt", map_location="cpu",
                        weights_only=False)
-    return [t.float().clone() for group in state["optimizer"]["fp32_groups"] for t in group]
+    if zero_stage == 0:
+        return [t.float().clone() for group in state["optimizer"]["fp32_groups"] for t in group]
+    return [state["module"][n].float().clone() for n in names]
 
 
-def initial_weights(cfg) -> list[torch.Tensor]:
+def initial_weights(cfg) -> dict[str, torch.Tensor]:
     """The fp32 weights the engine builds (same seed, same task shape) before DeepSpeed casts."""
     from benchmarks import build
     from benchmarks.registry import resolve
@@ -34,18 +38,22 @@ def initial_weights(cfg) -> list[torch.Tensor]:
 
     meta = build(resolve(cfg.task), Path(cfg.runs_dir) / "data")["train"].meta
     seed_everything(cfg.seed)
-    return [p.detach().clone() for p in build_model(cfg.model, meta).parameters()]
+    return {n: p.detach().clone() for n, p in build_model(cfg.model, meta).named_parameters()}
 
 
 @pytest.mark.slow
-def test_bf16_ema_equals_an_fp32_ema_of_the_master_weights(runs_dir):
+@pytest.mark.parametrize("zero_stage", [0, 1, 2])
+def test_bf16_ema_equals_an_fp32_ema_of_the_master_weights(runs_dir, zero_stage):
     cfg = bf16_cfg(runs_dir, train__steps=STEPS, train__checkpoint_every=1,
                    train__keep_checkpoints=100)
+    cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"zero_stage": zero_stage})})
+    init_named = initial_weights(cfg)
+    init = list(init_named.values())
     seen: dict[int, list[torch.Tensor]] = {}
-    result = train(cfg, runs_dir / "bf16", progress=False,
-                   hooks=Hooks(on_checkpoint=lambda step, path, _: seen.setdefault(step, masters_at(path))))
+    result = train(cfg, runs_dir / "bf16", progress=False, hooks=Hooks(
+        on_checkpoint=lambda step, path, _: seen.setdefault(
+            step, masters_at(path, zero_stage, list(init_named)))))
     assert sorted(seen) == list(range(1, STEPS + 1))
-    init = initial_weights(cfg)
     ref = [w.clone() for w in init]
     for step in range(1, STEPS + 1):                 # the fp32 EMA computed alongside
         for r, w in zip(ref, seen[step]):
