@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from harness.config import validate
 from harness.engine import Hooks, train
 from harness.errors import ConfigError
 from test_engine import make_cfg
