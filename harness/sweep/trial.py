@@ -1,0 +1,165 @@
+"""One sweep trial, inside its Ray Tune actor: build its config, open its MLflow child run, train,
+close the run with the trial's outcome. Also the Tune pieces that watch trials from the driver
+(the FLOPs budget stopper, the callback that closes the runs of stopped trials).
+
+How a trial trains (`resources.workers`):
+- 1 worker: the engine runs in the Tune trial's own actor (`harness.launch.run_session` with
+  `ray.tune`'s get_checkpoint / report): still DeepSpeed, checkpoints reported to Tune (a trial
+  whose process dies is restarted by Tune from its last checkpoint, `resources.max_failures`
+  times), and with `reuse_actors` the next trial reuses the process, so torch, DeepSpeed and the
+  data cache are loaded once per actor, not once per trial.
+- 2+ workers: the trial actor fits a TorchTrainer (harness.launch.run_job) whose reports reach
+  Tune through Ray's TuneReportCallback; Ray Train restarts lost workers from the checkpoint.
+
+A deterministic failure (diverged loss, a user mistake) is an outcome, not an exception: the
+trial reports it and returns, so Tune does not retry it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.outcome import TrialOutcome
+from harness.sweep import runs
+from harness.sweep.search import TRIAL_KEY
+from harness.sweep.spec import SweepSpec, trial_config
+
+
+@dataclass
+class SweepContext:
+    """What a trial needs (shipped to the trial actors; plain data only)."""
+    sweep_id: str
+    sweep_name: str
+    sweep_dir: str
+    base_data: dict[str, Any]
+    spec: dict[str, Any]               # SweepSpec as JSON data
+    parent_run_id: str | None
+    tracking_uri: str | None
+    experiment: str
+
+
+def trial_dir(sweep_dir: str | Path, number: int) -> Path:
+    return Path(sweep_dir) / "trials" / f"trial_{number:05d}"
+
+
+def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
+    """One Tune trial (a function trainable)."""
+    from ray import tune
+
+    from harness.launch import JobSpec, run_job
+    from harness.sweep.sizing import match_ratio
+
+    number = int(config[TRIAL_KEY]["number"])
+    family, seed, params = str(config["family"]), int(config["seed"]), dict(config["params"])
+    spec = SweepSpec.model_validate(ctx.spec)
+    cfg = trial_config(ctx.base_data, spec, family, params, seed, sweep_id=ctx.sweep_id,
+                       number=number)
+    run_dir = trial_dir(ctx.sweep_dir, number)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ratio = match_ratio(cfg)
+    extra = {"trial_number": float(number)}
+    if ratio is not None:
+        extra["match_ratio"] = ratio
+
+    tracker = None
+    if cfg.tracking.enabled and ctx.tracking_uri:
+        tracker = runs.open_trial_run(
+            cfg, run_dir=run_dir, uri=ctx.tracking_uri, experiment=ctx.experiment,
+            parent_run_id=ctx.parent_run_id, sweep_id=ctx.sweep_id, sweep_name=ctx.sweep_name,
+            number=number, family=family, tune_trial_id=tune.get_context().get_trial_id(),
+            optuna_trial_id=config[TRIAL_KEY].get("optuna_trial_id"), match_ratio=ratio)
+    r = spec.resources
+    loop_config = {"cfg": cfg.to_dict(), "scratch_dir": str(run_dir / "workers"),
+                   "mlflow_run_id": tracker.run_id if tracker else None,
+                   "fallback_resume": None, "progress": False, "extra_metrics": extra}
+    if r.workers == 1:
+        outcome = _train_here(loop_config, r.cpus_per_worker, r.gpus_per_worker > 0)
+    else:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        job = JobSpec(cfg=cfg, run_dir=run_dir, workers=r.workers,
+                      cpus_per_worker=r.cpus_per_worker, gpus_per_worker=r.gpus_per_worker,
+                      max_failures=r.max_failures, mlflow_run_id=loop_config["mlflow_run_id"],
+                      extra_metrics=extra, callbacks=[TuneReportCallback()])
+        outcome = run_job(job)
+        if not outcome.ok:   # e.g. retries exhausted: Tune has not seen this one
+            tune.report(outcome.to_report())
+    runs.close_trial_run(tracker, outcome)
+
+
+def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool) -> TrialOutcome:
+    """The engine in this (Tune trial) process, reporting checkpoints to Tune."""
+    import os
+
+    from ray import tune
+
+    from harness.launch import run_session, worker_env
+    from harness.config import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate(loop_config["cfg"])
+    for key, value in worker_env(cfg, cpus, use_gpu).items():
+        os.environ[key] = value
+    import torch
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+    def report(metrics, checkpoint=None, **_ray_train_only):
+        # Tune copies the checkpoint into the trial's storage (tune/trial_NNNNN/checkpoint_*);
+        # the local copy stays, so the trial folder holds the final model like any run folder.
+        tune.report(metrics, checkpoint=checkpoint)
+
+    outcome = run_session(loop_config, rank=0, get_checkpoint=tune.get_checkpoint, report=report)
+    final = Path(loop_config["scratch_dir"]) / "rank0" / "checkpoints" / f"step_{outcome.step:08d}"
+    return outcome.with_checkpoint(str(final) if outcome.ok and final.is_dir() else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Watching trials from the driver
+
+class FlopsBudget:
+    """Tune stopper: end the sweep once the trials together trained `budget` FLOPs. Its state is
+    saved with Tune's experiment state, so the count survives --resume."""
+
+    def __init__(self, budget: float):
+        self.budget, self.used = float(budget), {}
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if isinstance(result.get("flops_cumulative"), (int, float)):
+            self.used[trial_id] = max(self.used.get(trial_id, 0.0), float(result["flops_cumulative"]))
+        return False
+
+    def stop_all(self) -> bool:
+        return sum(self.used.values()) >= self.budget
+
+
+def flops_stopper(budget: float):
+    from ray.tune.stopper import Stopper
+
+    class _FlopsBudget(FlopsBudget, Stopper):
+        pass
+
+    return _FlopsBudget(budget)
+
+
+def close_runs_callback(uri: str | None, experiment: str, sweep_id: str):
+    """Closes the MLflow runs of trials that Tune stopped or lost (the trial itself could not)."""
+    from ray.tune import Callback
+
+    class CloseStoppedTrials(Callback):
+        def _close(self, trial, status: str, reason: str) -> None:
+            meta = (trial.config or {}).get(TRIAL_KEY) or {}
+            if "number" in meta:
+                runs.close_stopped_run(uri, experiment, sweep_id, int(meta["number"]),
+                                       status=status, reason=reason)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            last = trial.last_result or {}
+            if TrialOutcome.from_report(last) is None:
+                flops = last.get("flops_cumulative")
+                at = f" at {flops:.3g} training FLOPs" if isinstance(flops, (int, float)) else ""
+                self._close(trial, "KILLED", f"stopped early by the scheduler or the budget{at}")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._close(trial, "FAILED", "the trial's process died")
+
+    return CloseStoppedTrials()
