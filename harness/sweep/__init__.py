@@ -4,11 +4,11 @@
                 trial's experiment config; sizing.py counts parameters for match_params by family
     search.py   Tune's Searcher over a persisted Optuna study (ask / tell, define-by-run families)
     trial.py    one trial: the engine in the Tune actor (1 worker) or a TorchTrainer (2+)
+    schedule.py the FLOPs budget stopper; ASHA whose state survives --resume
     driver.py   the Tuner: scheduler, budgets, resume
     summary.py  `rbench sweep status`, from the study alone
     runs.py     the MLflow side (the only module here that calls tracking)
     state.py    sweep.json and the Optuna storage
-    console.py  what the driver prints (one line per trial event, a progress bar)
 
 Where things live (all under <runs_dir>/sweeps/<name>/, the "sweep folder"):
     sweep.json            identity (see state.py)
@@ -22,7 +22,7 @@ from __future__ import annotations
 _EXPORTS = {
     "load_spec": "spec", "trial_config": "spec", "SweepSpec": "spec", "LoadedSweep": "spec",
     "run_sweep": "driver", "status": "summary", "format_status": "summary",
-    "resolve_sweep_dir": "summary", "open_storage": "state", "FlopsBudget": "trial",
+    "resolve_sweep_dir": "summary", "open_storage": "state", "FlopsBudget": "schedule",
     "make_sampler": "search", "StudySearcher": "search",
 }
 

@@ -27,14 +27,15 @@ from harness.sweep.search import TRIAL_KEY, StudySearcher
 from harness.sweep.spec import load_spec
 from harness.sweep.state import TUNE_NAME, open_storage, read_state, write_state
 from harness.sweep.summary import status
-from harness.sweep.trial import SweepContext, close_runs_callback, flops_stopper, run_trial
+from harness.sweep.schedule import ASHA_STATE, FlopsStopper, SweepASHA
+from harness.sweep.trial import SweepContext, close_runs_callback, run_trial, trains_in_trial
 
 
 def trial_resources(spec) -> dict[str, float]:
     """What one Tune trial reserves: a 1-worker trial trains in its own actor (its CPU / GPU);
     a 2+-worker trial's actor only watches its TorchTrainer, which reserves the workers itself."""
     r = spec.resources
-    if r.workers == 1:
+    if trains_in_trial(spec):
         return {"cpu": r.cpus_per_worker, "gpu": r.gpus_per_worker}
     return dict(r.trial_driver)
 
@@ -45,7 +46,7 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
     `callbacks`: extra Ray Tune callbacks (e.g. timing probes in harness.bench.ray_overhead)."""
     import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     from harness.launch import ensure_ray
 
@@ -73,7 +74,7 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     res = trial_resources(spec)
     need = spec.max_concurrency * float(res.get("cpu", res.get("CPU", 0.0)))
-    if spec.resources.workers > 1:
+    if not trains_in_trial(spec):
         need += spec.max_concurrency * spec.resources.workers * spec.resources.cpus_per_worker
     ensure_ray(address, runs_dir=sw.base.runs_dir, num_cpus=max(os.cpu_count() or 1, math.ceil(need)))
 
@@ -115,9 +116,10 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
             obj = next((o for o in spec.objectives if o.metric == sch.metric), spec.objectives[0])
             # stop_last_trials=False: a trial that reaches max_t is not cut off before its final
             # evaluation (its own train.steps / train.flops_budget ends it).
-            scheduler = ASHAScheduler(time_attr=sch.time_attr, metric=sch.metric or obj.metric,
-                                      mode=obj.mode, max_t=sch.max_t, grace_period=sch.grace_period,
-                                      reduction_factor=sch.reduction_factor, stop_last_trials=False)
+            scheduler = SweepASHA(state_file=sweep_dir / ASHA_STATE, time_attr=sch.time_attr,
+                                  metric=sch.metric or obj.metric, mode=obj.mode, max_t=sch.max_t,
+                                  grace_period=sch.grace_period,
+                                  reduction_factor=sch.reduction_factor, stop_last_trials=False)
         else:
             scheduler = FIFOScheduler()
         done_before = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
@@ -129,11 +131,11 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=scheduler, num_samples=num,
                 max_concurrent_trials=spec.max_concurrency, time_budget_s=spec.budget.wall_time,
-                reuse_actors=spec.resources.workers == 1,
+                reuse_actors=trains_in_trial(spec),
                 trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(
                 name=TUNE_NAME, storage_path=str(sweep_dir),
-                stop=flops_stopper(spec.budget.flops) if spec.budget.flops else None,
+                stop=FlopsStopper(spec.budget.flops) if spec.budget.flops else None,
                 # a trial whose process died reruns from its last checkpoint; deterministic
                 # failures are outcomes, not errors, so they are not retried
                 failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),

@@ -160,9 +160,12 @@ class Resources(_Strict):
     workers: PositiveInt = 1            # data-parallel Ray Train workers per trial
     cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: float = Field(0.0, ge=0)
-    max_failures: int = Field(2, ge=-1)  # worker-group restarts per trial (from its last checkpoint)
-    # Ray resources of each trial's driver (the Tune actor that starts and watches the Train job;
-    # it computes nothing). Ray advises pinning these to safe nodes with a custom resource, e.g.
+    max_failures: int = Field(2, ge=-1)  # restarts per trial (from its last checkpoint)
+    # 1 worker: train in the Tune trial's own actor (no Ray Train job: seconds, not tens of
+    # seconds, per trial); false: a 1-worker TorchTrainer, as for 2+ workers
+    train_in_trial: bool = True
+    # Ray resources of a 2+-worker (or train_in_trial: false) trial's driver (the Tune actor that
+    # starts and watches the Train job; it computes nothing). Ray advises pinning these to safe nodes with a custom resource, e.g.
     # {driver_slot: 1} where only the head node offers driver_slot.
     trial_driver: dict[str, float] = Field(default_factory=lambda: {"cpu": 0.01})
 

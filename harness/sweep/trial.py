@@ -1,6 +1,6 @@
 """One sweep trial, inside its Ray Tune actor: build its config, open its MLflow child run, train,
-close the run with the trial's outcome. Also the Tune pieces that watch trials from the driver
-(the FLOPs budget stopper, the callback that closes the runs of stopped trials).
+close the run with the trial's outcome. Also the Tune callback that closes the runs of trials
+Tune stopped or lost.
 
 How a trial trains (`resources.workers`):
 - 1 worker: the engine runs in the Tune trial's own actor (`harness.launch.run_session` with
@@ -16,6 +16,9 @@ trial reports it and returns, so Tune does not retry it.
 """
 from __future__ import annotations
 
+import json
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +46,13 @@ def trial_dir(sweep_dir: str | Path, number: int) -> Path:
     return Path(sweep_dir) / "trials" / f"trial_{number:05d}"
 
 
+def trains_in_trial(spec: SweepSpec) -> bool:
+    return spec.resources.workers == 1 and spec.resources.train_in_trial
+
+
 def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     """One Tune trial (a function trainable)."""
+    entered = time.time()
     from ray import tune
 
     from harness.launch import JobSpec, run_job
@@ -57,6 +65,8 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
                        number=number)
     run_dir = trial_dir(ctx.sweep_dir, number)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # when this trial's code started, in which process (start-up costs: harness.bench.ray_overhead)
+    (run_dir / "trial.json").write_text(json.dumps({"entered": entered, "pid": os.getpid()}))
     ratio = match_ratio(cfg)
     extra = {"trial_number": float(number)}
     if ratio is not None:
@@ -73,7 +83,7 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     loop_config = {"cfg": cfg.to_dict(), "scratch_dir": str(run_dir / "workers"),
                    "mlflow_run_id": tracker.run_id if tracker else None,
                    "fallback_resume": None, "progress": False, "extra_metrics": extra}
-    if r.workers == 1:
+    if trains_in_trial(spec):
         outcome = _train_here(loop_config, r.cpus_per_worker, r.gpus_per_worker > 0)
     else:
         from ray.tune.integration.ray_train import TuneReportCallback
@@ -90,8 +100,6 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
 
 def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool) -> TrialOutcome:
     """The engine in this (Tune trial) process, reporting checkpoints to Tune."""
-    import os
-
     from ray import tune
 
     from harness.launch import run_session, worker_env
@@ -115,31 +123,6 @@ def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool) -> Tria
 
 # ---------------------------------------------------------------------------------------------
 # Watching trials from the driver
-
-class FlopsBudget:
-    """Tune stopper: end the sweep once the trials together trained `budget` FLOPs. Its state is
-    saved with Tune's experiment state, so the count survives --resume."""
-
-    def __init__(self, budget: float):
-        self.budget, self.used = float(budget), {}
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        if isinstance(result.get("flops_cumulative"), (int, float)):
-            self.used[trial_id] = max(self.used.get(trial_id, 0.0), float(result["flops_cumulative"]))
-        return False
-
-    def stop_all(self) -> bool:
-        return sum(self.used.values()) >= self.budget
-
-
-def flops_stopper(budget: float):
-    from ray.tune.stopper import Stopper
-
-    class _FlopsBudget(FlopsBudget, Stopper):
-        pass
-
-    return _FlopsBudget(budget)
-
 
 def close_runs_callback(uri: str | None, experiment: str, sweep_id: str):
     """Closes the MLflow runs of trials that Tune stopped or lost (the trial itself could not)."""

@@ -281,3 +281,36 @@ def test_family_mistakes_name_file_family_and_key(tmp_path, experiment_file, fam
     err = info.value
     assert (err.source, err.key) == (str(path), key)
     assert expected in err.expected
+
+
+# ---------------------------------------------------------------------------------------------
+# ASHA across a resume
+
+def test_asha_record_of_earlier_trials_survives_a_resume(tmp_path):
+    """Tune pickles the scheduler once, when the sweep starts, and restores THAT on --resume;
+    SweepASHA reloads its rungs from the sweep folder, so a trial after the resume is judged
+    against the trials before it (a bad one is stopped at the first rung, not waved through)."""
+    import copy
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from harness.sweep.schedule import SweepASHA
+
+    def trial(i):
+        return SimpleNamespace(trial_id=f"t{i}")
+
+    kwargs = dict(state_file=tmp_path / "asha.pkl", time_attr="flops_cumulative",
+                  metric="exact_accuracy", mode="max", max_t=100.0, grace_period=10.0,
+                  reduction_factor=2, brackets=1, stop_last_trials=False)
+    asha = SweepASHA(**kwargs)
+    as_pickled_at_start = copy.deepcopy(asha)
+    for i, acc in enumerate([0.7, 0.8, 0.9]):
+        asha.on_trial_add(None, trial(i))
+        assert asha.on_trial_result(None, trial(i), {"flops_cumulative": 10.0,
+                                                     "exact_accuracy": acc}) == TrialScheduler.CONTINUE
+    resumed = as_pickled_at_start                         # what Tuner.restore hands back
+    resumed.on_trial_add(None, trial(3))
+    action = resumed.on_trial_result(None, trial(3), {"flops_cumulative": 10.0,
+                                                      "exact_accuracy": 0.1})
+    assert action == TrialScheduler.STOP
