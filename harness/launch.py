@@ -74,16 +74,18 @@ def ray_temp_dir(runs_dir: str | Path) -> str:
     return f"/tmp/rbench-ray-{os.getuid()}"
 
 
-def ensure_ray(address: str | None, *, runs_dir: str | Path, num_cpus: int | None = None) -> None:
+def ensure_ray(address: str | None, *, runs_dir: str | Path, num_cpus: int | None = None,
+               log_to_driver: bool = True) -> None:
     """Join `address` (or RAY_ADDRESS), or start a local Ray whose files live under runs_dir.
-    A Ray already initialised in this process (tests, notebooks) is used as it is."""
+    A Ray already initialised in this process (tests, notebooks) is used as it is.
+    `log_to_driver=False`: the actors' output stays in Ray's session logs (sweeps, unless -v)."""
     import ray
 
     os.environ.setdefault(HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S)
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    quiet = dict(logging_level=logging.WARNING, log_to_driver=True)
+    quiet = dict(logging_level=logging.WARNING, log_to_driver=log_to_driver)
     if address:
         ray.init(address=address, **quiet)
         return

@@ -27,6 +27,7 @@ from harness.sweep.search import TRIAL_KEY, StudySearcher
 from harness.sweep.spec import load_spec
 from harness.sweep.state import TUNE_NAME, open_storage, read_state, write_state
 from harness.sweep.summary import status
+from harness.sweep.console import ConsoleReporter, quiet_ray
 from harness.sweep.schedule import ASHA_STATE, FlopsStopper, SweepASHA
 from harness.sweep.trial import SweepContext, close_runs_callback, run_trial, trains_in_trial
 
@@ -41,9 +42,11 @@ def trial_resources(spec) -> dict[str, float]:
 
 
 def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | None = None,
-              callbacks: list | None = None) -> dict:
+              callbacks: list | None = None, verbose: bool = False) -> dict:
     """Run (or, with resume, continue) a sweep to its end. Returns `status()`'s summary.
-    `callbacks`: extra Ray Tune callbacks (e.g. timing probes in harness.bench.ray_overhead)."""
+    `callbacks`: extra Ray Tune callbacks (e.g. timing probes in harness.bench.ray_overhead).
+    The console shows one line per trial event and the sweep's progress; `verbose` adds Ray's
+    and Tune's own output (otherwise in <sweep folder>/ray.log)."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
@@ -76,7 +79,8 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
     need = spec.max_concurrency * float(res.get("cpu", res.get("CPU", 0.0)))
     if not trains_in_trial(spec):
         need += spec.max_concurrency * spec.resources.workers * spec.resources.cpus_per_worker
-    ensure_ray(address, runs_dir=sw.base.runs_dir, num_cpus=max(os.cpu_count() or 1, math.ceil(need)))
+    ensure_ray(address, runs_dir=sw.base.runs_dir, num_cpus=max(os.cpu_count() or 1, math.ceil(need)),
+               log_to_driver=verbose)
 
     uri = runs.tracking_uri(sw.base)
     parent = None
@@ -140,11 +144,15 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
                 # failures are outcomes, not errors, so they are not retried
                 failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
                 callbacks=[close_runs_callback(uri, sw.base.tracking.experiment, sweep_id),
+                           ConsoleReporter(sweep_dir=str(sweep_dir), total=sw.num_trials,
+                                           metric=spec.objectives[0].metric,
+                                           mode=spec.objectives[0].mode),
                            *(callbacks or [])],
-                verbose=1),
+                verbose=1 if verbose else 0),
         )
     try:
-        tuner.fit()
+        with quiet_ray(sweep_dir, verbose):
+            tuner.fit()
         summary = status(sweep_dir)
         if summary["counts"]["running"]:
             # Tune returns normally after Ctrl-C, leaving the unfinished trials RUNNING.

@@ -314,3 +314,40 @@ def test_asha_record_of_earlier_trials_survives_a_resume(tmp_path):
     action = resumed.on_trial_result(None, trial(3), {"flops_cumulative": 10.0,
                                                       "exact_accuracy": 0.1})
     assert action == TrialScheduler.STOP
+
+
+# ---------------------------------------------------------------------------------------------
+# The console
+
+def test_console_prints_one_line_per_trial_event_and_the_progress(tmp_path):
+    import io
+    from types import SimpleNamespace
+
+    from harness.sweep.console import ConsoleReporter
+
+    out = io.StringIO()
+    con = ConsoleReporter(sweep_dir=str(tmp_path), total=2, metric="exact_accuracy", mode="max",
+                          out=out)
+    a = SimpleNamespace(trial_id="a", config={"family": "trm", "seed": 0,
+                                              "params": {"model.n": 2}, "_rbench": {"number": 0}},
+                        last_result=None)
+    b = SimpleNamespace(trial_id="b", config={"family": "transformer", "seed": 0, "params": {},
+                                              "_rbench": {"number": 1}}, last_result=None)
+    con.on_trial_start(0, [], a)
+    con.on_trial_start(0, [], b)
+    con.on_trial_result(0, [], a, {"step": 10, "exact_accuracy": 0.25})
+    con.on_trial_result(0, [], a, {"step": 10, "exact_accuracy": 0.25})   # same report again
+    a.last_result = TrialOutcome(status="finished", step=20, metrics={"exact_accuracy": 0.5},
+                                 flops=3e9).to_report()
+    con.on_trial_complete(0, [], a)
+    b.last_result = TrialOutcome.failed("TrainingDiverged: loss is nan", step=3).to_report()
+    con.on_trial_complete(0, [], b)
+    lines = out.getvalue().splitlines()
+    assert [line.split()[:2] for line in lines if line.startswith("#")] == [
+        ["#0", "started"], ["#1", "started"], ["#0", "evaluated"], ["#0", "finished"],
+        ["#1", "failed"]]
+    assert "model.n=2" in lines[0] and "trm" in lines[0]
+    bars = [line for line in lines if line.startswith("[")]
+    assert len(bars) == 2 and "1/2 trials" in bars[0] and "ETA" in bars[0]
+    assert "2/2 trials" in bars[1] and "best exact_accuracy 0.5000 (#0)" in bars[1]
+    assert "TrainingDiverged: loss is nan" in lines[-2]
