@@ -42,7 +42,7 @@ class TrialOutcome:
 
     @classmethod
     def failed(cls, reason: str, *, step: int = -1, user_error: bool = False,
-               extra: dict[str, float] | None = None) -> "TrialOutcome":
+               extra: dict[str, float] | None = None) -> TrialOutcome:
         return cls(status="failed", step=step, failure_reason=reason[:2000], user_error=user_error,
                    extra=dict(extra or {}))
 
@@ -59,14 +59,14 @@ class TrialOutcome:
         return flat
 
     @classmethod
-    def from_report(cls, report: dict[str, Any] | None) -> "TrialOutcome | None":
+    def from_report(cls, report: dict[str, Any] | None) -> TrialOutcome | None:
         """The outcome a report carries, or None for an intermediate report."""
         raw = (report or {}).get(OUTCOME_KEY)
         if not raw:
             return None
         return cls(**json.loads(raw))
 
-    def with_checkpoint(self, path: str | None) -> "TrialOutcome":
+    def with_checkpoint(self, path: str | None) -> TrialOutcome:
         data = asdict(self)
         data["checkpoint"] = path
         return TrialOutcome(**data)

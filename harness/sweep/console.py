@@ -132,19 +132,21 @@ class ConsoleReporter(Callback):
 
 @contextmanager
 def quiet_ray(sweep_dir: Path, verbose: bool):
-    """Unless verbose: Ray's Python loggers (Tune's controller, Train) write to
-    <sweep_dir>/ray.log, not the console, for the duration of the sweep."""
+    """Unless verbose: Ray's Python loggers (Tune's controller, Train) and MLflow's write to
+    <sweep_dir>/ray.log, not the console, for the duration of the sweep. (The actors' own
+    output stays in Ray's session logs: the driver starts Ray with log_to_driver=False.)"""
     if verbose:
         yield
         return
     handler = logging.FileHandler(Path(sweep_dir) / RAY_LOG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     saved = {}
-    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+    for name in ("ray", "ray.tune", "ray.train", "ray.air", "mlflow", "alembic"):
         lg = logging.getLogger(name)
         saved[name] = (list(lg.handlers), lg.propagate)
-        lg.handlers = [handler] if name == "ray" else []
-        lg.propagate = name != "ray"
+        top = name in ("ray", "mlflow", "alembic")
+        lg.handlers = [handler] if top else []
+        lg.propagate = not top
     try:
         yield
     finally:

@@ -23,13 +23,18 @@ import yaml
 
 from harness.errors import UserError
 from harness.sweep import runs
+from harness.sweep.console import ConsoleReporter, quiet_ray
+from harness.sweep.schedule import ASHA_STATE, FlopsStopper, SweepASHA
 from harness.sweep.search import TRIAL_KEY, StudySearcher
 from harness.sweep.spec import load_spec
 from harness.sweep.state import TUNE_NAME, open_storage, read_state, write_state
 from harness.sweep.summary import status
-from harness.sweep.console import ConsoleReporter, quiet_ray
-from harness.sweep.schedule import ASHA_STATE, FlopsStopper, SweepASHA
-from harness.sweep.trial import SweepContext, close_runs_callback, run_trial, trains_in_trial
+from harness.sweep.trial import (
+    SweepContext,
+    close_runs_callback,
+    run_trial,
+    trains_in_trial,
+)
 
 
 def trial_resources(spec) -> dict[str, float]:
@@ -47,12 +52,6 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
     `callbacks`: extra Ray Tune callbacks (e.g. timing probes in harness.bench.ray_overhead).
     The console shows one line per trial event and the sweep's progress; `verbose` adds Ray's
     and Tune's own output (otherwise in <sweep folder>/ray.log)."""
-    import optuna
-    from ray import tune
-    from ray.tune.schedulers import FIFOScheduler
-
-    from harness.launch import ensure_ray
-
     sw = load_spec(spec_path)
     spec, sweep_dir = sw.spec, sw.sweep_dir
     state = read_state(sweep_dir)
@@ -65,6 +64,22 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
         raise UserError(f"{sw.path}: the spec changed since sweep '{spec.name}' started; "
                         "--resume needs the same spec (give a changed spec a new name)")
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    if not verbose:
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # with verbose=0: no Tune table at all
+    with quiet_ray(sweep_dir, verbose):
+        return _run(sw, state, resume=resume, address=address, callbacks=callbacks,
+                    verbose=verbose)
+
+
+def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None,
+         verbose: bool) -> dict:
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
+
+    from harness.launch import ensure_ray
+
+    spec, sweep_dir = sw.spec, sw.sweep_dir
     # The sweep id names the Optuna study and tags every MLflow run: unique per sweep, so a new
     # sweep with an old name (in the same RDB or MLflow server) never mixes with the old one.
     sweep_id = state["sweep_id"] if state else f"{spec.name}-{secrets.token_hex(4)}"
@@ -151,8 +166,7 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
                 verbose=1 if verbose else 0),
         )
     try:
-        with quiet_ray(sweep_dir, verbose):
-            tuner.fit()
+        tuner.fit()
         summary = status(sweep_dir)
         if summary["counts"]["running"]:
             # Tune returns normally after Ctrl-C, leaving the unfinished trials RUNNING.

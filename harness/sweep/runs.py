@@ -53,7 +53,13 @@ def open_trial_run(cfg: ExperimentConfig, *, run_dir: Path, uri: str, experiment
     """The trial's child run: created, or reopened when the trial reruns (resumed driver, or
     Tune retrying a dead trial). Returns the started Tracker."""
     from harness.tracking import Tracker
-    from harness.tracking_sweep import NAME_TAG, ROLE_TAG, SWEEP_TAG, TRIAL_TAG, find_trial_run
+    from harness.tracking_sweep import (
+        NAME_TAG,
+        ROLE_TAG,
+        SWEEP_TAG,
+        TRIAL_TAG,
+        find_trial_run,
+    )
 
     tags = {SWEEP_TAG: sweep_id, NAME_TAG: sweep_name, TRIAL_TAG: str(number), ROLE_TAG: "trial",
             FAMILY_TAG: family, "rbench.tune_trial_id": tune_trial_id,

@@ -24,7 +24,13 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from harness.outcome import TrialOutcome
-from harness.sweep.spec import DEFAULT_FAMILY, Categorical, IntRange, SweepSpec, plain_key
+from harness.sweep.spec import (
+    DEFAULT_FAMILY,
+    Categorical,
+    IntRange,
+    SweepSpec,
+    plain_key,
+)
 from harness.sweep.state import open_storage
 
 TRIAL_KEY = "_rbench"          # trial config entry holding the Optuna trial's number

@@ -29,13 +29,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, StrictBool,
-                      StrictFloat, StrictInt, StrictStr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from harness.config import ExperimentConfig, apply_overrides, load_experiment, read_yaml, validate
+from harness.config import (
+    ExperimentConfig,
+    apply_overrides,
+    load_experiment,
+    read_yaml,
+    validate,
+)
 from harness.errors import ConfigError
-
 
 # ---------------------------------------------------------------------------------------------
 # The spec

@@ -102,8 +102,8 @@ def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool) -> Tria
     """The engine in this (Tune trial) process, reporting checkpoints to Tune."""
     from ray import tune
 
-    from harness.launch import run_session, worker_env
     from harness.config import ExperimentConfig
+    from harness.launch import run_session, worker_env
 
     cfg = ExperimentConfig.model_validate(loop_config["cfg"])
     for key, value in worker_env(cfg, cpus, use_gpu).items():
