@@ -27,6 +27,7 @@ from harness.outcome import TrialOutcome
 from harness.sweep import runs
 from harness.sweep.search import TRIAL_KEY
 from harness.sweep.spec import SweepSpec, trial_config
+from harness.sweep.state import TUNE_NAME
 
 
 @dataclass
@@ -84,7 +85,9 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
                    "mlflow_run_id": tracker.run_id if tracker else None,
                    "fallback_resume": None, "progress": False, "extra_metrics": extra}
     if trains_in_trial(spec):
-        outcome = _train_here(loop_config, r.cpus_per_worker, r.gpus_per_worker > 0)
+        # Tune's storage of this trial: <sweep folder>/tune/trial_NNNNN (see driver._trial_name)
+        storage = Path(ctx.sweep_dir) / TUNE_NAME / f"trial_{number:05d}"
+        outcome = _train_here(loop_config, r.cpus_per_worker, r.gpus_per_worker > 0, storage)
     else:
         from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -98,7 +101,8 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     runs.close_trial_run(tracker, outcome)
 
 
-def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool) -> TrialOutcome:
+def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool,
+                trial_storage: Path) -> TrialOutcome:
     """The engine in this (Tune trial) process, reporting checkpoints to Tune."""
     from ray import tune
 
@@ -116,9 +120,38 @@ def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool) -> Tria
         # the local copy stays, so the trial folder holds the final model like any run folder.
         tune.report(metrics, checkpoint=checkpoint)
 
-    outcome = run_session(loop_config, rank=0, get_checkpoint=tune.get_checkpoint, report=report)
+    def get_checkpoint():
+        return newest_checkpoint(tune.get_checkpoint(), trial_storage)
+
+    outcome = run_session(loop_config, rank=0, get_checkpoint=get_checkpoint, report=report)
     final = Path(loop_config["scratch_dir"]) / "rank0" / "checkpoints" / f"step_{outcome.step:08d}"
     return outcome.with_checkpoint(str(final) if outcome.ok and final.is_dir() else None)
+
+
+def newest_checkpoint(registered, trial_storage: Path):
+    """What a rerun of a 1-worker trial resumes from: the checkpoint Tune registered, or a newer
+    complete one in the trial's Tune storage (persisted, but the driver was killed before its
+    ~1 s experiment-state save recorded it), or the trial's outcome marker (it was over)."""
+    from ray.tune import Checkpoint
+
+    from harness import checkpoint as ckpt
+    from harness.launch import FINAL_FILE
+
+    found: list[tuple[float, str]] = []
+    for d in sorted(Path(trial_storage).glob("checkpoint_*")):
+        if (d / FINAL_FILE).is_file():
+            return Checkpoint.from_directory(str(d))
+        if ckpt.is_complete(d):
+            found.append((float(ckpt.read_state(d)["step"]), str(d)))
+    if not found:
+        return registered
+    step, path = max(found)
+    if registered is not None:
+        with registered.as_directory() as d:
+            if (Path(d) / FINAL_FILE).is_file() or (
+                    ckpt.is_complete(Path(d)) and float(ckpt.read_state(Path(d))["step"]) >= step):
+                return registered
+    return Checkpoint.from_directory(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Sweeps on the simulated two-node cluster: Ray Tune trials driven by a persisted Optuna study,
-one Ray Train job and one MLflow child run per trial, surviving killed workers and a killed driver.
+one MLflow child run per trial (1-worker trials train inside their Tune actor), surviving killed
+training processes and a killed driver.
 
-Two sweeps run (each once per module, in a module-scoped fixture, to keep Ray start-ups few):
-- `grid`: two 1-worker trials at once (one per node): a good learning rate and 1e30 (its loss goes
-  NaN). While the good trial trains, its worker process is SIGKILLed after its first checkpoint.
-- `killed_driver` (own test): the `rbench sweep` driver process is SIGKILLed mid-sweep, then
-  `rbench sweep --resume` finishes the same study.
+Two sweeps run:
+- `grid` (module-scoped fixture): two 1-worker trials at once (one per node): a good learning rate
+  and 1e30 (its loss goes NaN). While the good trial trains, its training process (the Tune trial
+  actor) is SIGKILLed once Tune registered its first checkpoint.
+- the killed-driver test: a grid over two families x 2 seeds; the `rbench sweep` driver process is
+  SIGKILLed mid-sweep, then `rbench sweep --resume` finishes the same study.
 """
 from __future__ import annotations
 
