@@ -1,7 +1,8 @@
 """Sweeps: a sweep spec (families x spaces x seeds) -> an Optuna study -> Ray Tune trials.
 
-    spec.py     the YAML spec (families, shared space, seeds, sampler, budget, scheduler) and one
-                trial's experiment config; sizing.py counts parameters for match_params by family
+    spec.py     the YAML spec (families, shared space, seeds, sampler, budget, scheduler)
+    point.py    one trial's experiment config (family, point, seed; match_params by family)
+    sizing.py   parameter counts without training
     search.py   Tune's Searcher over a persisted Optuna study (ask / tell, define-by-run families)
     trial.py    one trial: the engine in the Tune actor (1 worker) or a TorchTrainer (2+)
     schedule.py the FLOPs budget stopper; ASHA whose state survives --resume
@@ -20,7 +21,7 @@ Where things live (all under <runs_dir>/sweeps/<name>/, the "sweep folder"):
 from __future__ import annotations
 
 _EXPORTS = {
-    "load_spec": "spec", "trial_config": "spec", "SweepSpec": "spec", "LoadedSweep": "spec",
+    "load_spec": "spec", "trial_config": "point", "SweepSpec": "spec", "LoadedSweep": "spec",
     "run_sweep": "driver", "status": "summary", "format_status": "summary",
     "resolve_sweep_dir": "summary", "open_storage": "state", "FlopsBudget": "schedule",
     "make_sampler": "search", "StudySearcher": "search",

@@ -25,8 +25,9 @@ from typing import Any
 
 from harness.outcome import TrialOutcome
 from harness.sweep import runs
+from harness.sweep.point import trial_config
 from harness.sweep.search import TRIAL_KEY
-from harness.sweep.spec import SweepSpec, trial_config
+from harness.sweep.spec import SweepSpec
 from harness.sweep.state import TUNE_NAME
 
 
