@@ -41,14 +41,12 @@ from typing import Any
 
 from harness.config import ExperimentConfig
 from harness.errors import ConfigError, UserError
+from harness.outcome import TrialOutcome
 
 # Ray Train's controller polls workers every 2 s by default and `ray.train.report` waits for that
 # poll; with checkpoints every few seconds (CPU-scale runs) that would dominate. Read by the
 # controller, which inherits it from the process that calls `fit()`.
 HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
-FAILURE_KEY = "rbench_failure"          # metric key carrying a non-retryable failure's reason
-USER_ERROR_KEY = "rbench_user_error"    # 1.0 when that failure is a UserError (shown as one line)
-FINAL_KEY = "rbench_final"              # 1.0 on the report sent after training finished (Tune owns "done")
 STORAGE_NAME = "checkpoints"            # Ray Train run name inside the storage path
 FINAL_DIR, FINAL_FILE = "final", "final.json"   # completion marker checkpoint (see train_worker)
 UNIX_SOCKET_LIMIT = 107                 # bytes in sockaddr_un.sun_path (Linux)
@@ -76,16 +74,18 @@ def ray_temp_dir(runs_dir: str | Path) -> str:
     return f"/tmp/rbench-ray-{os.getuid()}"
 
 
-def ensure_ray(address: str | None, *, runs_dir: str | Path, num_cpus: int | None = None) -> None:
+def ensure_ray(address: str | None, *, runs_dir: str | Path, num_cpus: int | None = None,
+               log_to_driver: bool = True) -> None:
     """Join `address` (or RAY_ADDRESS), or start a local Ray whose files live under runs_dir.
-    A Ray already initialised in this process (tests, notebooks) is used as it is."""
+    A Ray already initialised in this process (tests, notebooks) is used as it is.
+    `log_to_driver=False`: the actors' output stays in Ray's session logs (sweeps, unless -v)."""
     import ray
 
     os.environ.setdefault(HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S)
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    quiet = dict(logging_level=logging.WARNING, log_to_driver=True)
+    quiet = dict(logging_level=logging.WARNING, log_to_driver=log_to_driver)
     if address:
         ray.init(address=address, **quiet)
         return
@@ -139,12 +139,22 @@ def _write_worker_info(scratch: Path, rank: int) -> None:
 
 
 def train_worker(config: dict[str, Any]) -> None:
-    """The TorchTrainer loop function (one call per rank per attempt).
+    """The TorchTrainer loop function (one call per rank per attempt)."""
+    import ray.train
+
+    run_session(config, rank=ray.train.get_context().get_world_rank(),
+                get_checkpoint=ray.train.get_checkpoint, report=ray.train.report)
+
+
+def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) -> TrialOutcome:
+    """Train one rank inside a Ray session: a Ray Train worker (`ray.train.*`), or a 1-worker sweep
+    trial running the engine in its own Tune actor (`ray.tune.*`, same two calls). Every
+    checkpoint is reported with its metrics; the job's outcome is reported last (see
+    _report_outcome) and returned.
 
     config: cfg (dict), scratch_dir, mlflow_run_id, fallback_resume (a local checkpoint to start
     from when Ray has none, e.g. resuming a run begun without Ray), progress, extra_metrics.
     """
-    import ray.train
     from ray.train import Checkpoint
 
     from harness import checkpoint as ckpt
@@ -152,7 +162,6 @@ def train_worker(config: dict[str, Any]) -> None:
     from harness.tracking import EVAL_PREFIX, Tracker
 
     cfg = ExperimentConfig.model_validate(config["cfg"])
-    rank = ray.train.get_context().get_world_rank()
     scratch = Path(config["scratch_dir"]) / f"rank{rank}"
     _write_worker_info(scratch, rank)
     # Local copies left by an earlier attempt are stale (and maybe half-written): storage is the
@@ -177,15 +186,15 @@ def train_worker(config: dict[str, Any]) -> None:
             tracker.log_metrics(step, metrics, prefix=EVAL_PREFIX)
 
     def on_checkpoint(step: int, path: Path, metrics: dict[str, float]) -> None:
-        report = {**extra, **{f"train_{k}": v for k, v in last_log.items()}, **metrics,
-                  "step": step, "resumed_from_step": resumed_from}
+        metrics_out = {**extra, **{f"train_{k}": v for k, v in last_log.items()}, **metrics,
+                       "step": step, "resumed_from_step": resumed_from}
         if ckpt.is_complete(path):  # rank 0 holds state.json: the authoritative FLOP count
-            report["flops_cumulative"] = float(ckpt.read_state(path)["flops"])
-        ray.train.report(report, checkpoint=Checkpoint.from_directory(str(path)),
-                         checkpoint_dir_name=path.name, delete_local_checkpoint_after_upload=True)
+            metrics_out["flops_cumulative"] = float(ckpt.read_state(path)["flops"])
+        report(metrics_out, checkpoint=Checkpoint.from_directory(str(path)),
+               checkpoint_dir_name=path.name, delete_local_checkpoint_after_upload=True)
 
     hooks = engine.Hooks(on_log=on_log, on_eval=on_eval, on_checkpoint=on_checkpoint)
-    restored = ray.train.get_checkpoint()
+    restored = get_checkpoint()
     if restored is not None:
         with restored.as_directory() as d:
             done = Path(d) / FINAL_FILE
@@ -193,13 +202,11 @@ def train_worker(config: dict[str, Any]) -> None:
         if final is not None:
             # This job is already over (a rerun after the sweep driver lost track of it): its
             # outcome stands; report it again (no new checkpoint) instead of training more.
-            ray.train.report(final)
-            return
+            report(final)
+            return TrialOutcome.from_report(final)
     fallback = config.get("fallback_resume")
-    if restored is not None:
-        source = restored.as_directory()
-    else:
-        source = nullcontext(fallback)
+    source = restored.as_directory() if restored is not None else nullcontext(fallback)
+    resumed_from = 0.0
     with source as resume_dir:
         resume_from = Path(resume_dir) if resume_dir else None
         resumed_from = float(ckpt.read_state(resume_from)["step"]) if resume_from else 0.0
@@ -209,34 +216,44 @@ def train_worker(config: dict[str, Any]) -> None:
         except (engine.TrainingDiverged, UserError) as e:
             # Deterministic: a retry would fail the same way. Every rank gets here at the same step
             # (the engine agrees on divergence collectively), so the report barrier is met.
-            _report_outcome(rank, scratch, {**extra, FAILURE_KEY: f"{type(e).__name__}: {e}",
-                                            USER_ERROR_KEY: float(isinstance(e, UserError)),
-                                            "step": float(getattr(e, "step", -1))})
-            return
-    _report_outcome(rank, scratch, {
-        **extra, **{f"train_{k}": v for k, v in last_log.items()}, **result.metrics,
-        "step": result.step, "flops": result.flops, "flops_cumulative": result.flops,
-        "num_parameters": result.num_parameters, "effective_depth": result.effective_depth,
-        "puzzle_embedding_entries": result.puzzle_embedding_entries,
-        "resumed_from_step": resumed_from, FINAL_KEY: 1.0})
+            outcome = TrialOutcome.failed(f"{type(e).__name__}: {e}",
+                                          step=int(getattr(e, "step", -1)),
+                                          user_error=isinstance(e, UserError), extra=extra)
+            outcome.resumed_from_step = resumed_from
+            return _report_outcome(rank, scratch, outcome, report)
+    outcome = TrialOutcome(
+        status="finished", step=result.step, metrics=dict(result.metrics), train=dict(last_log),
+        flops=result.flops, num_parameters=result.num_parameters,
+        effective_depth=result.effective_depth,
+        puzzle_embedding_entries=result.puzzle_embedding_entries, resumed_from_step=resumed_from,
+        extra=extra)
+    return _report_outcome(rank, scratch, outcome, report)
 
 
-def _report_outcome(rank: int, scratch: Path, outcome: dict[str, Any]) -> None:
+def _report_outcome(rank: int, scratch: Path, outcome: TrialOutcome, report) -> TrialOutcome:
     """Report the job's outcome (final metrics, or a non-retryable failure).
 
-    Ray Train keeps only checkpoint-attached metrics as the job's result, so the outcome travels in
-    a tiny "final" checkpoint (rank 0's). It also marks the job as over: a rerun restored from it
-    reports the same outcome again instead of training (see train_worker)."""
-    import ray.train
+    Ray keeps only checkpoint-attached metrics as the job's result, so the outcome travels in a
+    tiny "final" checkpoint (rank 0's). It also marks the job as over: a rerun restored from it
+    reports the same outcome again instead of training (see run_session)."""
     from ray.train import Checkpoint
 
+    data = outcome.to_report()
     marker = None
     if rank == 0:
         marker = scratch / FINAL_DIR
         marker.mkdir(parents=True, exist_ok=True)
-        (marker / FINAL_FILE).write_text(json.dumps(outcome))
-    ray.train.report(outcome, checkpoint=Checkpoint.from_directory(str(marker)) if marker else None,
-                     checkpoint_dir_name=FINAL_DIR, delete_local_checkpoint_after_upload=True)
+        (marker / FINAL_FILE).write_text(json.dumps(data))
+    report(data, checkpoint=Checkpoint.from_directory(str(marker)) if marker else None,
+           checkpoint_dir_name=FINAL_DIR, delete_local_checkpoint_after_upload=True)
+    return outcome
+
+
+def final_checkpoint(outcome: TrialOutcome, marker_path: str | None) -> str | None:
+    """The model checkpoint of a finished job: the "final" marker's sibling step folder."""
+    if marker_path is None or not outcome.ok:
+        return None
+    return str(Path(marker_path).parent / f"step_{int(outcome.step):08d}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,9 +324,9 @@ def make_trainer(spec: JobSpec):
     )
 
 
-def run_job(spec: JobSpec) -> tuple[dict[str, Any], str | None]:
-    """Fit one TorchTrainer. Returns (rank 0's last reported metrics, final checkpoint path).
-    Raises TrialFailed (or UserError) when the job ends without a result."""
+def run_job(spec: JobSpec) -> TrialOutcome:
+    """Fit one TorchTrainer. Returns the job's outcome: finished (with the final model checkpoint),
+    or failed with its reason (diverged, a user mistake, retries exhausted, no final report)."""
     from ray.train import TrainingFailedError
 
     os.environ.setdefault(HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S)
@@ -317,19 +334,22 @@ def run_job(spec: JobSpec) -> tuple[dict[str, Any], str | None]:
     try:
         result = trainer.fit()
     except TrainingFailedError as e:
-        raise TrialFailed(failure_reason(e)) from e
-    metrics = dict(result.metrics or {})
-    if FAILURE_KEY in metrics:
-        if metrics.get(USER_ERROR_KEY):
-            raise UserError(str(metrics[FAILURE_KEY]).split(": ", 1)[-1])
-        raise TrialFailed(str(metrics[FAILURE_KEY]))
-    if not metrics.get(FINAL_KEY):
-        raise TrialFailed("training ended without its final report")
-    # result.checkpoint is the "final" marker; the model checkpoint is its sibling step dir.
-    last = None
-    if result.checkpoint is not None:
-        last = str(Path(result.checkpoint.path).parent / f"step_{int(metrics['step']):08d}")
-    return metrics, last
+        return TrialOutcome.failed(failure_reason(e), extra=spec.extra_metrics)
+    outcome = TrialOutcome.from_report(result.metrics)
+    if outcome is None:
+        return TrialOutcome.failed("training ended without its final report",
+                                   extra=spec.extra_metrics)
+    marker = result.checkpoint.path if result.checkpoint is not None else None
+    return outcome.with_checkpoint(final_checkpoint(outcome, marker))
+
+
+def raise_for(outcome: TrialOutcome) -> None:
+    """A failed outcome as the exception `rbench run` shows (UserError: one line, exit 2)."""
+    if outcome.ok:
+        return
+    if outcome.user_error:
+        raise UserError(str(outcome.failure_reason).split(": ", 1)[-1])
+    raise TrialFailed(str(outcome.failure_reason))
 
 
 def failure_reason(err: BaseException) -> str:
@@ -343,20 +363,14 @@ def failure_reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[-1] if text else ''}"[:2000]
 
 
-def to_train_result(metrics: dict[str, Any], run_dir: Path, checkpoint_path: str | None):
+def to_train_result(outcome: TrialOutcome, run_dir: Path):
     from harness.engine import TrainResult
 
-    skip = {"step", "flops", "flops_cumulative", "num_parameters", "effective_depth", FINAL_KEY,
-            "puzzle_embedding_entries",
-            "resumed_from_step", "trial_number", "checkpoint_path"}
-    final = {k: float(v) for k, v in metrics.items()
-             if k not in skip and not k.startswith("train_") and isinstance(v, (int, float))}
-    return TrainResult(run_dir=run_dir, step=int(metrics["step"]), metrics=final,
-                       flops=float(metrics["flops"]),
-                       checkpoint_dir=Path(checkpoint_path) if checkpoint_path else None,
-                       num_parameters=int(metrics["num_parameters"]),
-                       effective_depth=int(metrics["effective_depth"]),
-                       puzzle_embedding_entries=int(metrics.get("puzzle_embedding_entries", 0)))
+    return TrainResult(run_dir=run_dir, step=outcome.step, metrics=dict(outcome.metrics),
+                       flops=outcome.flops, checkpoint_dir=outcome.checkpoint_dir,
+                       num_parameters=int(outcome.num_parameters or 0),
+                       effective_depth=int(outcome.effective_depth or 0),
+                       puzzle_embedding_entries=int(outcome.puzzle_embedding_entries or 0))
 
 
 def launch(cfg: ExperimentConfig, *, run_dir: Path, workers: int, gpus_per_worker: float = 0.0,
@@ -400,7 +414,8 @@ def launch(cfg: ExperimentConfig, *, run_dir: Path, workers: int, gpus_per_worke
                    mlflow_run_id=tracker.run_id if tracker else None, fallback_resume=fallback,
                    progress=progress)
     try:
-        metrics, ckpt_path = run_job(spec)
+        outcome = run_job(spec)
+        raise_for(outcome)
     except (TrialFailed, UserError) as e:
         if tracker:
             tracker.fail(str(e))
@@ -409,7 +424,7 @@ def launch(cfg: ExperimentConfig, *, run_dir: Path, workers: int, gpus_per_worke
         if tracker:
             tracker.fail(f"{type(e).__name__}: {e}")
         raise
-    result = to_train_result(metrics, run_dir, ckpt_path)
+    result = to_train_result(outcome, run_dir)
     if tracker:
-        tracker.finish(result)
+        tracker.finish(outcome)
     return result

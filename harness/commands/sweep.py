@@ -9,7 +9,7 @@ import os
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep", help="run a Ray Tune + Optuna sweep, or show its status",
-        usage="rbench sweep SPEC [--resume] [--address ADDR]\n       rbench sweep status SPEC|SWEEP_DIR [--json]",
+        usage="rbench sweep SPEC [--resume] [--address ADDR] [-v]\n       rbench sweep status SPEC|SWEEP_DIR [--json]",
         description="Run the sweep a spec in sweeps/ describes (Ray Tune trials driven by a persisted "
                     "Optuna study, one MLflow child run per trial), or show how far it got. After the "
                     "driver was stopped, `--resume` continues the same study.")
@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or "
                    "a local Ray)")
     p.add_argument("--json", action="store_true", help="status: print JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="also show Ray's and Tune's own "
+                   "output (otherwise kept in <sweep folder>/ray.log)")
     p.set_defaults(func=main)
 
 
@@ -34,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if len(target) != 1:
         raise UserError("usage: rbench sweep SPEC [--resume]  (one spec at a time)")
-    summary = run_sweep(target[0], resume=args.resume,
+    summary = run_sweep(target[0], resume=args.resume, verbose=args.verbose,
                         address=args.address or os.environ.get("RAY_ADDRESS"))
     print(format_status(summary))
     return 0 if summary["counts"]["done"] + summary["counts"]["stopped"] > 0 or \

@@ -1,11 +1,13 @@
 """Sweeps on the simulated two-node cluster: Ray Tune trials driven by a persisted Optuna study,
-one Ray Train job and one MLflow child run per trial, surviving killed workers and a killed driver.
+one MLflow child run per trial (1-worker trials train inside their Tune actor), surviving killed
+training processes and a killed driver.
 
-Two sweeps run (each once per module, in a module-scoped fixture, to keep Ray start-ups few):
-- `grid`: two 1-worker trials at once (one per node): a good learning rate and 1e30 (its loss goes
-  NaN). While the good trial trains, its worker process is SIGKILLed after its first checkpoint.
-- `killed_driver` (own test): the `rbench sweep` driver process is SIGKILLed mid-sweep, then
-  `rbench sweep --resume` finishes the same study.
+Two sweeps run:
+- `grid` (module-scoped fixture): two 1-worker trials at once (one per node): a good learning rate
+  and 1e30 (its loss goes NaN). While the good trial trains, its training process (the Tune trial
+  actor) is SIGKILLed once Tune registered its first checkpoint.
+- the killed-driver test: a grid over two families x 2 seeds; the `rbench sweep` driver process is
+  SIGKILLed mid-sweep, then `rbench sweep --resume` finishes the same study.
 """
 from __future__ import annotations
 
@@ -37,20 +39,33 @@ def write_sweep(root: Path, experiment_file, *, name: str, space: dict, train: d
     return path
 
 
-def complete_checkpoint(trial_dir: Path, step: int) -> bool:
-    return (trial_dir / "checkpoints" / f"step_{step:08d}" / "state.json").is_file()
+def tune_results(trial_dir: Path) -> list[dict]:
+    """The results Tune's driver has processed for this trial (its result.json). A 1-worker trial
+    reports each checkpoint to Tune, which registers it as it logs the result: what a rerun of
+    the trial resumes from."""
+    path = trial_dir.parents[1] / "tune" / trial_dir.name / "result.json"
+    out = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass      # being written
+    return out
 
 
 def registered_checkpoint(trial_dir: Path, step: int) -> bool:
-    """The checkpoint of `step` is in storage AND Ray Train has registered it (what a restart
-    resumes from): it is listed in the checkpoint manager's snapshot."""
-    snap = trial_dir / "checkpoints" / "checkpoint_manager_snapshot.json"
-    try:
-        results = json.loads(snap.read_text())["checkpoint_results"]
-    except (OSError, ValueError, KeyError):
-        return False
-    return complete_checkpoint(trial_dir, step) and any(
-        r.get("checkpoint_dir_name") == f"step_{step:08d}" for r in results)
+    return any(r.get("step") == step for r in tune_results(trial_dir))
+
+
+def trial_over(trial_dir: Path) -> bool:
+    """The trial reported its outcome (finished or failed)."""
+    from harness.outcome import OUTCOME_KEY
+
+    return any(OUTCOME_KEY in r for r in tune_results(trial_dir))
 
 
 def child_runs(sweep_dir: Path) -> list:
@@ -71,12 +86,13 @@ def optuna_trials(sweep_dir: Path) -> list:
 
 
 class WorkerKiller(threading.Thread):
-    """Watches the sweep's trial folders; SIGKILLs rank 0 of the first trial that completes a
-    checkpoint at `at_step` (and has not finished), and notes every worker's node."""
+    """Watches the sweep's trial folders; SIGKILLs the training process (rank 0: for a 1-worker
+    trial, the Tune trial's own actor) of the first trial that registered a checkpoint at
+    `at_step` (and has not finished), and notes every worker's node."""
 
-    def __init__(self, sweep_dir: Path, at_step: int, final_step: int):
+    def __init__(self, sweep_dir: Path, at_step: int):
         super().__init__(daemon=True)
-        self.sweep_dir, self.at_step, self.final_step = sweep_dir, at_step, final_step
+        self.sweep_dir, self.at_step = sweep_dir, at_step
         self.killed: dict | None = None
         self.nodes: dict[str, set] = {}
         self.stop = threading.Event()
@@ -91,7 +107,7 @@ class WorkerKiller(threading.Thread):
                         continue
                     self.nodes.setdefault(trial.name, set()).add(info["node_id"])
                 if (self.killed is None and registered_checkpoint(trial, self.at_step)
-                        and not complete_checkpoint(trial, self.final_step)):
+                        and not trial_over(trial)):
                     info = json.loads((trial / "workers" / "rank0" / "worker.json").read_text())
                     os.kill(info["pid"], signal.SIGKILL)
                     self.killed = {"trial": trial.name, "pid": info["pid"], "time": time.time()}
@@ -101,7 +117,7 @@ class WorkerKiller(threading.Thread):
 @pytest.fixture(scope="module")
 def grid(ray_cluster, tmp_path_factory, experiment_file):
     from harness.engine import train as engine_train
-    from harness.sweep import load_spec, run_sweep, trial_config
+    from harness.sweep import load_spec, run_sweep
 
     root = tmp_path_factory.mktemp("grid")
     steps = 60
@@ -109,7 +125,7 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
                        space={"train.lr": {"type": "categorical", "values": [GOOD_LR, NAN_LR]}},
                        train={"steps": steps, "checkpoint_every": 10, "log_every": 10})
     sweep_dir = load_spec(spec).sweep_dir
-    killer = WorkerKiller(sweep_dir, at_step=10, final_step=steps)
+    killer = WorkerKiller(sweep_dir, at_step=10)
     killer.start()
     t0 = time.time()
     summary = run_sweep(spec)
@@ -119,7 +135,7 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
 
     # The undisturbed run of the killed trial's config and seed: the engine in this process.
     sw = load_spec(spec)
-    cfg = trial_config(sw.base_data, {"train.lr": GOOD_LR}, 0, sweep_id="ref", number=0)
+    cfg = sw.trial_config("default", {"train.lr": GOOD_LR}, 0, sweep_id="ref", number=0)
     reference = engine_train(cfg.model_copy(update={"runs_dir": str(root / "ref-runs")}),
                              root / "reference", progress=False)
     print(f"[grid] sweep took {elapsed:.1f}s; killed {killer.killed}")
@@ -190,18 +206,23 @@ def test_killed_worker_trial_resumes_from_checkpoint_and_matches_undisturbed_run
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_without_duplicates_or_losses(ray_cluster, tmp_path, experiment_file):
-    """SIGKILL `rbench sweep` once one trial is done and the other is mid-training with a
-    checkpoint; `--resume` finishes: 2 trials and 2 MLflow child runs, as undisturbed, and the
+def test_killed_driver_resumes_two_families_without_duplicates_or_losses(ray_cluster, tmp_path,
+                                                                        experiment_file):
+    """A grid over two families (TRM, looped transformer) x 2 seeds. SIGKILL `rbench sweep` once
+    one trial is done and another is mid-training with a checkpoint; `--resume` finishes: exactly
+    points x seeds trials in Optuna and as MLflow child runs, each tagged with its family, and the
     interrupted trial continued from its checkpoint."""
     from harness.sweep import load_spec, status
 
+    families = {"trm": {"fixed": {"model.arch": "trm"}, "space": {"model.n": [1]}},
+                "looped": {"fixed": {"model.arch": "looped"}, "space": {"model.loops": [1]}}}
     # One trial at a time, so the kill lands deterministically: the first trial is done, the
     # second is mid-training with a registered checkpoint.
     spec = write_sweep(tmp_path, experiment_file, name="killdriver", max_concurrency=1,
-                       space={"train.lr": {"type": "categorical", "values": [2e-3, 3e-3]}},
+                       families=families, seeds=[0, 1], space={},
                        train={"steps": 60, "checkpoint_every": 10, "log_every": 10})
     sweep_dir = load_spec(spec).sweep_dir
+    expected = {(f, s) for f in families for s in (0, 1)}
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(spec), "--address", ray_cluster.address]
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -215,7 +236,7 @@ def test_killed_driver_resumes_without_duplicates_or_losses(ray_cluster, tmp_pat
                     for t in trials:
                         trial_dir = sweep_dir / "trials" / f"trial_{t.number:05d}"
                         if (t.state.name == "RUNNING" and registered_checkpoint(trial_dir, 10)
-                                and not (trial_dir / "checkpoints" / "final").exists()):
+                                and not trial_over(trial_dir)):
                             victim = t.number
             time.sleep(0.1)
         if victim is None:
@@ -225,21 +246,27 @@ def test_killed_driver_resumes_without_duplicates_or_losses(ray_cluster, tmp_pat
         driver.wait(timeout=60)
         log.close()
     interrupted = status(sweep_dir)
-    assert interrupted["counts"]["done"] == 1 and interrupted["counts"]["interrupted"] == 1
+    assert interrupted["counts"]["interrupted"] == 1 and interrupted["counts"]["done"] >= 1
     assert not interrupted["driver_alive"]
 
     resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True,
                              timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     final = status(sweep_dir)
-    assert final["counts"]["done"] == 2 and len(final["trials"]) == 2
+    assert final["counts"]["done"] == 4 and len(final["trials"]) == 4
     trials = optuna_trials(sweep_dir)
-    assert sorted(t.number for t in trials) == [0, 1]
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert {(t.user_attrs["family"], t.user_attrs["seed"]) for t in trials} == expected
     interrupted_trial = trials[victim]
     steps = 60
     assert interrupted_trial.user_attrs["step"] == steps
     assert 10 <= interrupted_trial.user_attrs["resumed_from_step"] < steps
     runs = child_runs(sweep_dir)
-    assert sorted(int(r.data.tags["rbench.trial_number"]) for r in runs) == [0, 1]
+    assert sorted(int(r.data.tags["rbench.trial_number"]) for r in runs) == [0, 1, 2, 3]
+    assert {(r.data.tags["rbench.family"], int(r.data.tags["rbench.seed"])) for r in runs} == expected
+    for r in runs:
+        number = int(r.data.tags["rbench.trial_number"])
+        assert r.data.tags["rbench.family"] == trials[number].user_attrs["family"]
+        assert r.data.tags["rbench.model"] == r.data.tags["rbench.family"]
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert "done 2" in resumed.stdout
+    assert "done 4" in resumed.stdout
