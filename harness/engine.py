@@ -252,6 +252,8 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
                           f"must be divisible by the number of workers ({world}), got {cfg.train.batch_size}")
     if cfg.train.ema_decay and cfg.engine.zero_stage == 3:
         raise ConfigError("train.ema_decay", "EMA needs whole parameters on each worker: use engine.zero_stage <= 2")
+    if resume_from is not None:
+        ckpt.verify_safe(resume_from)   # before DeepSpeed's weights_only=False torch.load sees a file
     per_rank = cfg.train.batch_size // world
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
