@@ -6,6 +6,10 @@ A checkpoint is a directory `checkpoints/step_%08d/` holding
   ema.pt              EMA weights, when train.ema_decay is set
   state.json          written LAST by rank 0 once every rank has finished: the completeness marker
 A directory without state.json is an interrupted save and is never resumed from.
+
+Checkpoints never run code: DeepSpeed loads its files with `torch.load(..., weights_only=False)`,
+which executes whatever a pickle asks for, so before a resume every `*.pt` file of the folder must
+pass a `weights_only=True` load (`verify_safe`); a file that does not is refused by name.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import shutil
 from pathlib import Path
 
 import torch
+
+from harness.errors import UserError
 
 DS_TAG = "ds"
 STATE_FILE = "state.json"
@@ -54,6 +60,40 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 def load_tensors(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+
+
+def _deepspeed_data_classes() -> list:
+    """The plain-data classes DeepSpeed pickles into its ZeRO optimizer states (an int enum, a
+    dataclass, the loss scaler's attribute bag). Allowing them lets `weights_only=True` rebuild
+    them; it still refuses every other global, which is what a code-running payload needs."""
+    classes = []
+    for module, name in (("deepspeed.runtime.fp16.loss_scaler", "LossScaler"),
+                         ("deepspeed.runtime.zero.config", "ZeroStageEnum"),
+                         ("deepspeed.utils.tensor_fragment", "fragment_address")):
+        try:
+            classes.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return classes
+
+
+def verify_safe(path: Path) -> None:
+    """Load every `*.pt` file under checkpoint folder `path` with `weights_only=True`; raise a
+    one-line UserError naming the first file that holds anything else (it could run code)."""
+    files = sorted(Path(path).rglob("*.pt"))
+    with torch.serialization.safe_globals(_deepspeed_data_classes()):
+        for f in files:
+            try:
+                torch.load(f, map_location="cpu", weights_only=True)
+            except Exception as err:   # noqa: BLE001 - any failure means "not plain tensors"
+                try:
+                    found = torch.serialization.get_unsafe_globals_in_checkpoint(f)
+                except Exception:      # noqa: BLE001 - not even a torch zip file
+                    found = []
+                what = (f"it references {', '.join(found)}" if found
+                        else f"it is not a plain torch tensor file ({type(err).__name__})")
+                raise UserError(f"{f}: refusing to load this checkpoint file: {what}; only tensors "
+                                "and plain data are loaded, since a pickled object can run code") from None
 
 
 def prune(run_dir: Path, keep: int) -> None:

@@ -166,6 +166,22 @@ def deepspeed_config(cfg: ExperimentConfig, rt: Runtime, per_rank_batch: int) ->
     return ds
 
 
+def undo_init_step(optimizer) -> None:
+    """DeepSpeed's FP16_UnfusedOptimizer (what bf16 gets at ZeRO 0) creates Adam's state with one
+    zero-gradient `step()`: Adam's step count starts at 1 (every later bias correction is off by
+    one: the first real update is 0.73 lr instead of lr) and AdamW decays the fp32 masters once.
+    Undo both, so the first real step is step 1 of the recipe (tests/harness/test_engine.py)."""
+    from deepspeed.runtime.fp16.unfused_optimizer import FP16_UnfusedOptimizer
+
+    if not isinstance(optimizer, FP16_UnfusedOptimizer):
+        return
+    optimizer.optimizer.state.clear()          # re-created lazily, from step 0, at the first step
+    with torch.no_grad():
+        for masters, params in zip(optimizer.fp32_groups, optimizer.fp16_groups):
+            for m, p in zip(masters, params):
+                m.copy_(p.float())
+
+
 def to_batch(ds: PuzzleDataset, idx: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
     return {
         "inputs": torch.from_numpy(ds.inputs[idx]).long().to(device),
@@ -232,6 +248,8 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
                           f"must be divisible by the number of workers ({world}), got {cfg.train.batch_size}")
     if cfg.train.ema_decay and cfg.engine.zero_stage == 3:
         raise ConfigError("train.ema_decay", "EMA needs whole parameters on each worker: use engine.zero_stage <= 2")
+    if resume_from is not None:
+        ckpt.verify_safe(resume_from)   # before DeepSpeed's weights_only=False torch.load sees a file
     per_rank = cfg.train.batch_size // world
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -252,6 +270,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     engine, optimizer, _, scheduler = import_deepspeed().initialize(
         model=model, optimizer=optimizer, lr_scheduler=scheduler,
         config=deepspeed_config(cfg, rt, per_rank), dist_init_required=False)
+    undo_init_step(optimizer)
     module = engine.module
     if world == 1 and cfg.engine.zero_stage == 0:
         engine.enable_backward_allreduce = False   # nothing to reduce; saves a flatten+copy per step

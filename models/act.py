@@ -182,6 +182,8 @@ class ACTModel(nn.Module):
         super().__init__()
         self.cfg, self.core = cfg, core
         self.q_continue = q_continue and cfg.act      # HRM's Q-learning continue target
+        if not cfg.act:   # no loss reaches the halting head: frozen, so no optimizer (ZeRO's flat
+            core.q_head.requires_grad_(False)         # one included) weight-decays it
         self.loss_fn = LOSSES[cfg.loss]
 
     # -- engine contract --------------------------------------------------------------------------

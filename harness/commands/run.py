@@ -64,6 +64,9 @@ def pick_run_dir(cfg: ExperimentConfig, run_dir: Path | None, resume: bool) -> P
 def main(args: argparse.Namespace) -> int:
     cfg = load_and_check(args.config, args.overrides, getattr(args, "from_", None))
     run_dir = pick_run_dir(cfg, args.run_dir, args.resume)
+    if args.resume:   # refuse a checkpoint holding code before a tracker or Ray job starts
+        from harness import checkpoint
+        checkpoint.verify_safe(checkpoint.latest(run_dir))
     address = args.address or os.environ.get("RAY_ADDRESS")
     if args.workers is not None or address:
         from harness.launch import launch

@@ -91,3 +91,50 @@ def maze_distance(rows: list[str], s, g) -> int:
                 dist[(rr, cc)] = dist[(r, c)] + 1
                 q.append((rr, cc))
     return -1
+
+
+def _open_cells(rows: list[str]) -> set[tuple[int, int]]:
+    return {(r, c) for r, line in enumerate(rows) for c, ch in enumerate(line) if ch != "#"}
+
+
+def _neighbours(cell, cells):
+    r, c = cell
+    return [x for x in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)) if x in cells]
+
+
+def count_shortest_paths(rows: list[str], s, g) -> int:
+    """Number of distinct shortest S->G paths, exactly (no cap): one BFS from S that adds up, for
+    each cell, the counts of the cells one move closer as the frontier reaches it."""
+    cells = _open_cells(rows)
+    dist, ways = {s: 0}, {s: 1}
+    frontier = [s]
+    while frontier and g not in dist:
+        nxt = {}
+        for v in frontier:
+            for u in _neighbours(v, cells):
+                if u not in dist:
+                    nxt[u] = nxt.get(u, 0) + ways[v]
+        for u, w in nxt.items():
+            dist[u], ways[u] = dist[frontier[0]] + 1, w
+        frontier = list(nxt)
+    return ways.get(g, 0)
+
+
+def cycle_rank(rows: list[str]) -> int:
+    """Independent cycles of the open-cell graph (edges - vertices + components): 0 for a tree
+    (a "perfect" maze), > 0 as soon as some route can loop back."""
+    cells = _open_cells(rows)
+    edges = sum(1 for v in cells for u in _neighbours(v, cells)) // 2
+    seen, components = set(), 0
+    for v in cells:
+        if v in seen:
+            continue
+        components += 1
+        stack = [v]
+        seen.add(v)
+        while stack:
+            for u in _neighbours(stack.pop(), cells):
+                if u not in seen:
+                    seen.add(u)
+                    stack.append(u)
+    return edges - len(cells) + components

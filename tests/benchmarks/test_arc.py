@@ -224,3 +224,47 @@ def test_local_folder_layout(tmp_path, cache_root):
     assert spec.num_puzzle_identifiers == 1 + 2 * 4
     data = build(spec, cache_root)
     assert len(data["train"]) == (3 + 2) * 4 and len(data["test"]) == 4
+
+
+def _task(demo_in, test_in, test_out):
+    return {"train": [{"input": demo_in, "output": [row[::-1] for row in demo_in]}],
+            "test": [{"input": test_in, "output": test_out}]}
+
+
+def _local_with_a_copied_evaluation_task(tmp_path):
+    """training/ holds task "a" and "zz", a copy of evaluation task "bb" under another id."""
+    bb = _task([[1, 2, 3]], [[4, 5]], [[5, 4]])
+    for part, tasks in (("training", {"a": _task([[7, 8]], [[6, 9]], [[9, 6]]), "zz": bb}),
+                        ("evaluation", {"bb": bb})):
+        (tmp_path / part).mkdir()
+        for tid, t in tasks.items():
+            (tmp_path / part / f"{tid}.json").write_text(json.dumps(t))
+    return bb
+
+
+@pytest.mark.parametrize("allow_overlap", [False, True])
+def test_an_evaluation_task_copied_into_training_is_left_out_at_build_time(tmp_path, cache_root,
+                                                                           allow_overlap):
+    bb = _local_with_a_copied_evaluation_task(tmp_path)
+    spec = resolve({"name": "arc-agi-1-small", "train_sets": ["local/training"],
+                    "eval_set": "local/evaluation", "path": str(tmp_path), "augmentations": 3,
+                    "eval_demos_in_train": False, "allow_overlap": allow_overlap})
+    train = build(spec, cache_root)["train"]
+    x, y = np.array(bb["test"][0]["input"], np.uint8), np.array(bb["test"][0]["output"], np.uint8)
+    ex, ey = arc.encode([x])[0].astype(np.int32), arc.encode([y])[0].astype(np.int32)
+    test_pair = (ex.tobytes(), np.where(ey == 0, -100, ey).tobytes())
+    pairs = {(a.tobytes(), b.tobytes()) for a, b in zip(np.asarray(train.inputs), np.asarray(train.labels))}
+    if allow_overlap:   # kept: both training tasks' 2 pairs under 4 variants, the answer trained on
+        assert len(train) == 2 * 2 * 4 and test_pair in pairs
+    else:               # only task "a" trains; the evaluation answer never appears in training
+        assert len(train) == 2 * 4 and test_pair not in pairs
+
+
+def test_eval_set_among_train_sets_is_refused_unless_allowed():
+    from harness.errors import ConfigError
+    over = {"name": "arc-agi-1-small", "train_sets": ["arc-agi-1/training", "arc-agi-1/evaluation"],
+            "eval_set": "arc-agi-1/evaluation"}
+    with pytest.raises(ConfigError) as e:
+        resolve(over)
+    assert e.value.key == "task.train_sets" and "allow_overlap" in str(e.value)
+    assert resolve({**over, "allow_overlap": True}).meta.extra["overlap_allowed"] is True

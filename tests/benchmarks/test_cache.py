@@ -54,22 +54,71 @@ def test_failed_build_leaves_nothing(cache_root, monkeypatch):
     assert list(cache_root.iterdir()) == []
 
 
-def test_crash_while_writing_is_never_read(cache_root, monkeypatch):
-    spec = resolve(SMALL)
+_BUILD_THEN_HANG = """
+import sys, time
+from pathlib import Path
+from benchmarks import build
+from benchmarks.dataset import PuzzleDataset
+from benchmarks.registry import resolve
+
+real_save, saved = PuzzleDataset.save, []
+
+def save(self, path):                   # save one split, say so, then wait to be killed
+    real_save(self, path)
+    saved.append(path)
+    if len(saved) == 1:
+        Path(sys.argv[2]).write_text(str(path))
+        time.sleep(600)
+
+PuzzleDataset.save = save
+build(resolve(%r), Path(sys.argv[1]))
+"""
+
+
+def test_a_builder_killed_while_writing_leaves_a_tmp_folder_that_is_never_read(cache_root, tmp_path,
+                                                                               monkeypatch):
+    """A real SIGKILL (no Python clean-up runs) of a process in the middle of writing the cache:
+    its `.tmp-*` folder stays behind, half written; lookups ignore it and the next build never
+    reads it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
     from benchmarks.dataset import PuzzleDataset
-    real_save = PuzzleDataset.save
-    calls = []
 
-    def save_then_die(self, path):
-        calls.append(path)
-        real_save(self, path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(PuzzleDataset, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        build(spec, cache_root)
-    assert cache.lookup(spec, cache_root) is None and list(cache_root.iterdir()) == []
+    marker = tmp_path / "one-split-written"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", _BUILD_THEN_HANG % (SMALL,), str(cache_root),
+                             str(marker)], env=env)
+    try:
+        deadline = time.time() + 120
+        while not marker.exists():
+            assert proc.poll() is None and time.time() < deadline, "the builder never got to write"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    spec = resolve(SMALL)
+    left = [p for p in cache_root.iterdir()]
+    assert len(left) == 1 and left[0].name.startswith(".tmp-"), left
+    assert (left[0] / "train.npz").is_file() and not (left[0] / cache.MANIFEST).exists()
+    assert cache.lookup(spec, cache_root) is None
+    (left[0] / "train.npz").write_bytes(b"garbage a reader would choke on")
+    read = []
+    real_load = PuzzleDataset.load
+    monkeypatch.setattr(PuzzleDataset, "load", staticmethod(lambda path: read.append(path) or real_load(path)))
+    data = build(spec, cache_root)
+    assert len(data["train"]) == 40 and len(data["test"]) == 10
+    assert cache.lookup(spec, cache_root) == cache.cache_dir(spec, cache_root)
+    again = build(spec, cache_root)                      # from the cache now
+    np.testing.assert_array_equal(again["train"].inputs, data["train"].inputs)
+    assert read and not any(".tmp-" in str(p) for p in read), read
 
 
 def test_incomplete_folder_is_replaced(cache_root):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from independent_solvers import maze_distance
+from independent_solvers import count_shortest_paths, cycle_rank, maze_distance
 
 from benchmarks import build, scoring
 from benchmarks.maze import CHARS, read_csv
@@ -52,14 +52,41 @@ def test_every_label_is_a_shortest_path(cache_root, task, over):
         assert spec.seq_len == 900 and spec.vocab_size == 6
 
 
-def test_generated_mazes_have_a_unique_shortest_path(cache_root):
-    from benchmarks.maze import shortest_path
-    spec = resolve({"name": "maze-11x11", "train_size": 30, "test_size": 5})
-    ds = build(spec, cache_root)["train"]
-    for row in ds.inputs:
-        grid = (row.reshape(11, 11) - 1).astype(np.int8)
-        s, g = tuple(np.argwhere(grid == 2)[0]), tuple(np.argwhere(grid == 3)[0])
-        assert shortest_path(grid, s, g)[1] == 1
+@pytest.mark.parametrize("task,over", [
+    ("maze-11x11", {"train_size": 40, "test_size": 20, "augmentations": 2}),
+    ("maze-11to21", {"train_size": 20, "test_size": 10}),
+    ("maze-hard-gen", {"train_size": 3, "test_size": 3}),
+])
+def test_every_maze_of_every_split_has_one_shortest_path_and_some_have_cycles(cache_root, task, over):
+    """Counted by an independent BFS (exact counts, no cap): with `unique_path` each maze of each
+    split has exactly one shortest route although `loops` opened cycles in many of them."""
+    spec = resolve({"name": task, **over})
+    data = build(spec, cache_root)
+    side = spec.meta.extra["canvas"]
+    for split, ds in data.items():
+        ranks = []
+        for row in ds.inputs:
+            rows = as_text(row, side)
+            s, g = (next((r, c) for r, line in enumerate(rows) for c, x in enumerate(line) if x == ch)
+                    for ch in "SG")
+            assert count_shortest_paths(rows, s, g) == 1, (split, rows)
+            ranks.append(cycle_rank(rows))
+        assert sum(k > 0 for k in ranks) >= max(1, len(ranks) // 5), (split, ranks)
+
+
+def test_without_unique_path_some_mazes_have_several_shortest_paths(cache_root):
+    spec = resolve({"name": "maze-11x11", "train_size": 40, "test_size": 1, "unique_path": False,
+                    "loops": 0.3})
+    counts = [count_shortest_paths(rows, *[next((r, c) for r, line in enumerate(rows)
+                                               for c, x in enumerate(line) if x == ch) for ch in "SG"])
+              for rows in (as_text(row, 11) for row in build(spec, cache_root)["train"].inputs)]
+    assert min(counts) >= 1 and max(counts) >= 2, counts
+
+
+def test_loops_zero_gives_perfect_mazes(cache_root):
+    spec = resolve({"name": "maze-11x11", "train_size": 20, "test_size": 1, "loops": 0.0,
+                    "min_path_length": 1})
+    assert all(cycle_rank(as_text(row, 11)) == 0 for row in build(spec, cache_root)["train"].inputs)
 
 
 def test_path_valid_accepts_any_shortest_path():

@@ -28,20 +28,29 @@ def make_cfg(runs_dir, **over):
     return validate(data, "test")
 
 
-def params_of(run_dir, step):
-    """The fp32 module weights stored in a checkpoint (DeepSpeed's model states file)."""
+def params_of(run_dir, step, dtype=torch.float32):
+    """The module weights stored in a checkpoint (DeepSpeed's model states file), as `dtype`."""
     path = checkpoint.step_dir(run_dir, step) / checkpoint.DS_TAG / "mp_rank_00_model_states.pt"
-    state = torch.load(path, map_location="cpu", weights_only=False)["module"]
-    return {k: v.float() for k, v in state.items()}
+    state = torch.load(path, map_location="cpu", weights_only=True)["module"]
+    return {k: v.to(dtype) for k, v in state.items()}
+
+
+def stored_weight_dtypes(run_dir, step) -> set:
+    """dtypes of the stored layer weights (parameters; buffers such as rotary tables stay fp32)."""
+    path = checkpoint.step_dir(run_dir, step) / checkpoint.DS_TAG / "mp_rank_00_model_states.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)["module"]
+    return {v.dtype for k, v in state.items() if k.endswith(".weight")}
 
 
 @pytest.mark.slow
-def test_resume_gives_same_parameters_as_uninterrupted(runs_dir):
+@pytest.mark.parametrize("zero_stage,precision", [(0, "fp32"), (1, "fp32"), (2, "fp32"), (0, "bf16"), (2, "bf16")])
+def test_resume_gives_same_parameters_as_uninterrupted(runs_dir, zero_stage, precision):
     """k steps, stop, resume to 2k == 2k straight: carry, sampler position, ACT exploration,
-    optimizer, LR schedule and EMA are all restored exactly."""
+    optimizer (ZeRO-partitioned or not; bf16's fp32 master weights), LR schedule and EMA are all
+    restored exactly."""
     k = 4
     over = dict(train__steps=2 * k, train__lr_schedule="cosine", train__lr_warmup_steps=2,
-                train__ema_decay=0.9)
+                train__ema_decay=0.9, engine__zero_stage=zero_stage, engine__precision=precision)
     from harness.engine import lr_factor
     factors = [lr_factor(make_cfg(runs_dir, **over), s, 2 * k) for s in range(2 * k)]
     assert factors[k - 1] > factors[k] > factors[k + 1] > 0     # the split lies inside the decay
@@ -125,27 +134,114 @@ def test_baseline_learns_4x4_sudoku(runs_dir):
     assert result.metrics["token_accuracy"] >= 0.85, result.metrics
 
 
-@pytest.mark.parametrize("grad_clip,optimizer", [(None, "adamw"), (0.05, "adamw"), (None, "adam_atan2")])
-def test_engine_trains_exactly_like_a_bare_pytorch_loop(runs_dir, grad_clip, optimizer):
+BARE_MODEL = {"arch": "transformer", "hidden": 32, "heads": 2, "layers": 2, "halt_max_steps": 2,
+              "act": False}
+
+
+@pytest.mark.parametrize("zero_stage,grad_clip,optimizer", [
+    (0, None, "adamw"), (0, 0.05, "adamw"), (1, None, "adamw"), (2, 0.05, "adamw"),
+    (0, None, "adam_atan2")])
+def test_engine_trains_exactly_like_a_bare_pytorch_loop(runs_dir, zero_stage, grad_clip, optimizer):
     """DeepSpeed adds no hidden maths: after a few steps the engine's weights equal those of the
-    plain loop in the overhead benchmark (same data order, AdamW, schedule and clipping). This is
-    what caught DeepSpeed's default clipping at 1.0 when `train.grad_clip` is null."""
+    plain loop in the overhead benchmark (same data order, AdamW, schedule and clipping), with
+    ZeRO 1 and 2 (flattened, partitioned optimizer; the clipping norm taken over partitions) as
+    without. This is what caught DeepSpeed's default clipping at 1.0 when `train.grad_clip` is null."""
     from benchmarks import build
     from benchmarks.registry import resolve
     from harness.bench.engine_overhead import bare_loop
 
     steps = 6
-    cfg = make_cfg(runs_dir, model={"arch": "transformer", "hidden": 32, "heads": 2, "layers": 2,
-                                    "halt_max_steps": 2, "act": False},
-                   train__steps=steps, train__lr=3e-3, train__grad_clip=grad_clip,
-                   train__optimizer=optimizer,
-                   train__lr_schedule="cosine", train__lr_warmup_steps=2)
+    cfg = make_cfg(runs_dir, model=BARE_MODEL, train__steps=steps, train__lr=3e-3,
+                   train__grad_clip=grad_clip, train__optimizer=optimizer,
+                   train__lr_schedule="cosine", train__lr_warmup_steps=2,
+                   engine__zero_stage=zero_stage)
     train(cfg, runs_dir / "engine", progress=False)
     _, model = bare_loop(cfg, build(resolve(cfg.task), runs_dir / "data"), steps)
     ours, bare = params_of(runs_dir / "engine", steps), model.state_dict()
     assert ours.keys() == bare.keys()
     for name in ours:
         torch.testing.assert_close(ours[name], bare[name].float(), rtol=1e-5, atol=1e-6, msg=name)
+
+
+def bare_bf16_loop(cfg, data, steps: int):
+    """The bare loop of the overhead benchmark in bf16 as DeepSpeed does it: bf16 parameters for
+    forward and backward, fp32 master weights that AdamW updates, copied back rounded to bf16."""
+    from benchmarks.sampler import GroupSampler
+    from harness.engine import lr_factor, to_batch
+    from harness.seeding import seed_everything, step_generator
+    from models import build_model
+
+    train_ds = data["train"]
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, train_ds.meta)
+    params = [p for p in model.parameters() if p.requires_grad]
+    master = [p.detach().bfloat16().float().requires_grad_(True) for p in params]
+    for p in model.parameters():      # DeepSpeed casts every parameter (not the buffers)
+        p.data = p.data.bfloat16()
+    opt = torch.optim.AdamW(master, lr=cfg.train.lr, betas=cfg.train.betas,
+                            weight_decay=cfg.train.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps))
+    batches = GroupSampler(train_ds, cfg.train.batch_size, seed=cfg.seed).batches()
+    carry = None
+    model.train()
+    for step in range(steps):
+        batch = to_batch(train_ds, next(batches), torch.device("cpu"))
+        carry = model.initial_carry(batch) if carry is None else carry
+        carry, loss, _, _ = model(carry, batch, generator=step_generator(cfg.seed, 0, step))
+        for p in params:
+            p.grad = None
+        loss.backward()
+        for m, p in zip(master, params):
+            m.grad = None if p.grad is None else p.grad.float()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for m, p in zip(master, params):
+                p.copy_(m)
+    return model
+
+
+@pytest.mark.parametrize("zero_stage", [0, 1, 2])
+def test_bf16_on_cpu_trains_like_a_bare_bf16_loop(runs_dir, zero_stage):
+    """`engine.precision: bf16` on CPU: DeepSpeed keeps bf16 weights (what the checkpoint stores)
+    and fp32 master weights; after a few steps they equal a bare bf16 loop with fp32 masters (to
+    one bf16 rounding), and differ from the fp32 run by more than that. At ZeRO 0 this caught
+    DeepSpeed's zero-gradient Adam step at optimizer set-up (see engine.undo_init_step)."""
+    from benchmarks import build
+    from benchmarks.registry import resolve
+
+    steps = 6
+    over = dict(model=BARE_MODEL, train__steps=steps, train__lr=3e-3, train__lr_schedule="cosine",
+                train__lr_warmup_steps=2, engine__zero_stage=zero_stage)
+    train(make_cfg(runs_dir, **over, engine__precision="bf16"), runs_dir / "bf16", progress=False)
+    train(make_cfg(runs_dir, **over, engine__precision="fp32"), runs_dir / "fp32", progress=False)
+    assert stored_weight_dtypes(runs_dir / "bf16", steps) == {torch.bfloat16}
+    assert stored_weight_dtypes(runs_dir / "fp32", steps) == {torch.float32}
+    cfg = make_cfg(runs_dir, **over)
+    bare = {k: v.float() for k, v in bare_bf16_loop(cfg, build(resolve(cfg.task), runs_dir / "data"),
+                                                    steps).state_dict().items()}
+    ours, fp32 = params_of(runs_dir / "bf16", steps), params_of(runs_dir / "fp32", steps)
+    assert ours.keys() == bare.keys()
+    for name in ours:      # one bf16 ulp is 2**-8 relative
+        torch.testing.assert_close(ours[name], bare[name], rtol=2 ** -7, atol=1e-5, msg=name)
+    off = [float((ours[n] - bare[n]).abs().max()) for n in ours]
+    gap = [float((ours[n] - fp32[n]).abs().max()) for n in ours]
+    assert max(gap) > 4 * max(max(off), 1e-6), (max(gap), max(off))
+
+
+def test_ema_with_zero3_is_refused_and_runs_at_stage_2(runs_dir):
+    """ZeRO-3 shards the parameters, so EMA (whole weights on every worker) is refused before any
+    work, with one line naming the key; the same config at stage 2 runs, and stage 3 without EMA."""
+    from harness.errors import ConfigError
+    cfg = make_cfg(runs_dir, train__steps=1, engine__zero_stage=3, train__ema_decay=0.9)
+    with pytest.raises(ConfigError) as ei:
+        train(cfg, runs_dir / "refused", progress=False)
+    assert ei.value.key == "train.ema_decay" and "zero_stage" in str(ei.value)
+    assert "\n" not in str(ei.value) and not (runs_dir / "refused").exists()
+    ok = make_cfg(runs_dir, train__steps=1, engine__zero_stage=2, train__ema_decay=0.9)
+    assert train(ok, runs_dir / "stage2", progress=False).step == 1
+    assert train(make_cfg(runs_dir, train__steps=1, engine__zero_stage=3), runs_dir / "stage3",
+                 progress=False).step == 1
 
 
 def test_deepspeed_is_imported_without_mlflow_and_mlflow_still_imports():

@@ -186,3 +186,76 @@ def test_bf16_parameters_with_fp32_buffers(arch):
     assert model.core.puzzle_emb.weights.dtype == torch.float32
     preds, q = model.predict(batch)
     assert preds.shape == batch["labels"].shape and q.dtype == torch.float32
+
+
+def _informative_q(model, halt_bias: float = -2.0, continue_bias: float = 2.0):
+    """Random q-head weights, and q_continue above q_halt on average (so max(q_halt, q_continue)
+    differs from q_halt, and HRM's rule q_halt > q_continue does not halt early)."""
+    with torch.no_grad():
+        model.core.q_head.weight.normal_(0, 0.1, generator=gen(7))
+        model.core.q_head.bias.copy_(torch.tensor([halt_bias, continue_bias]))
+
+
+def test_hrm_q_target_on_the_last_step_is_the_next_q_halt():
+    """Rows whose segment is the last (steps == halt_max_steps) take target sigmoid(next q_halt);
+    the others sigmoid(max(next q_halt, next q_continue)) (HRM paper, eq. for G_continue)."""
+    model = tiny_model("hrm", halt_max_steps=4, halt_exploration_prob=0.0)
+    _informative_q(model)
+    batch = make_batch(4)
+    carry, _, _, _ = model(model.initial_carry(batch), batch, generator=gen(0))
+    assert not carry["halted"].any()
+    carry["steps"] = torch.tensor([3, 3, 1, 2], dtype=torch.int32)    # rows 0, 1 now run step 4
+    before = {n: carry[n].clone() for n in model.core.latent_names}
+    new, _, m, _ = model(carry, batch, generator=gen(1))
+    assert new["steps"].tolist() == [4, 4, 2, 3] and new["halted"].tolist()[:2] == [True, True]
+
+    with torch.no_grad():
+        _, _, q = model.core(before, batch)                              # this segment's q
+        _, _, q_next = model.core({n: new[n] for n in model.core.latent_names}, batch,
+                                  need_logits=False)
+    is_last = torch.tensor([True, True, False, False])
+    target = torch.where(is_last, q_next[:, 0], torch.maximum(q_next[:, 0], q_next[:, 1]))
+    expected = F.binary_cross_entropy_with_logits(q[:, 1], torch.sigmoid(target))
+    torch.testing.assert_close(m["q_continue_loss"], expected, rtol=1e-5, atol=1e-6)
+    # and the branch matters here: the max-everywhere target gives a different loss
+    assert (q_next[:2, 1] > q_next[:2, 0]).all()
+    wrong = F.binary_cross_entropy_with_logits(
+        q[:, 1], torch.sigmoid(torch.maximum(q_next[:, 0], q_next[:, 1])))
+    assert abs(float(wrong - expected)) > 1e-3
+
+
+def test_hrm_q_target_is_detached():
+    """Gradients of the model's loss equal those of the same loss built by hand with the target
+    explicitly `.detach()`ed, and differ from the loss whose target keeps its graph."""
+    model = tiny_model("hrm", halt_max_steps=4, halt_exploration_prob=0.0, puzzle_emb_len=0)
+    _informative_q(model)
+    batch = make_batch(3)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def grads(loss):
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+
+    _, loss, _, _ = model(model.initial_carry(batch), batch, generator=gen(0))
+    g_model = grads(loss)
+
+    def hand_loss(detach: bool):
+        core = model.core
+        latents, logits, q = core(core.init_latents(3), batch)
+        mask = batch["labels"] != IGNORE_LABEL_ID
+        tok = stablemax_cross_entropy(logits, batch["labels"])
+        lm = torch.stack([tok[i][mask[i]].mean() for i in range(3)]).mean()
+        correct = ((logits.argmax(-1) == batch["labels"]) | ~mask).all(-1).float()
+        halt = F.binary_cross_entropy_with_logits(q[:, 0], correct)
+        _, _, q_next = core(latents, batch, need_logits=False)       # step 1 of 4: the max branch
+        target = torch.maximum(q_next[:, 0], q_next[:, 1])
+        target = target.detach() if detach else target
+        cont = F.binary_cross_entropy_with_logits(q[:, 1], torch.sigmoid(target))
+        return lm.float() + 0.5 * (halt + cont)
+
+    g_detached, g_attached = grads(hand_loss(True)), grads(hand_loss(False))
+    for p, a, b in zip(params, g_model, g_detached):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    diff = max(float((a - b).abs().max()) for a, b in zip(g_model, g_attached))
+    assert diff > 1e-4, diff     # a target that kept its graph would train the next step's q too

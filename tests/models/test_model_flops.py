@@ -8,10 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.flops import check_flops
+from benchmarks.dataset import DatasetMeta
+from harness.flops import counting
 from harness.model_config import TRMConfig
 from models import build_model
-from modelkit import SUDOKU, make_batch, tiny_model
+from modelkit import META, SUDOKU, make_batch, tiny_model
 
 CASES = [
     ("transformer", {}),
@@ -26,11 +27,52 @@ CASES = [
 ]
 
 
+def counted(model, batch, generator=None) -> tuple[int, int]:
+    """FlopCounterMode's integer totals for the whole batch: (one training step, one `predict`)."""
+    model.train()
+    carry = model.initial_carry(batch)
+    with counting() as c:
+        _, loss, _, _ = model(carry, batch, generator=generator)
+        loss.backward()
+    train = c.get_total_flops()
+    model.eval()
+    with counting() as c:
+        model.predict(batch)
+    return train, c.get_total_flops()
+
+
+def assert_exact(model, B: int = 3, meta=META) -> tuple[int, int]:
+    """Analytic per-example FLOPs x batch == the counter's integer total, with no tolerance."""
+    train, predict = counted(model, make_batch(B, meta), torch.Generator().manual_seed(0))
+    a_train, a_eval = model.flops_per_example("train"), model.flops_per_example("eval")
+    assert a_train == int(a_train) and a_eval == int(a_eval)      # whole numbers, exact in a float
+    assert int(a_train) * B == train, (int(a_train) * B, train)
+    assert int(a_eval) * B * model.cfg.halt_max_steps == predict, (int(a_eval) * B, predict)
+    return train, predict
+
+
 @pytest.mark.parametrize("arch,kw", CASES)
-def test_analytic_flops_match_flop_counter(arch, kw):
-    model = tiny_model(arch, **kw)
-    out = check_flops(model, make_batch(3), torch.Generator().manual_seed(0), rel_tol=0.02)
-    assert out["train_measured"] > out["eval_measured"] > 0
+def test_analytic_flops_equal_the_flop_counter_exactly(arch, kw):
+    train, predict = assert_exact(tiny_model(arch, **kw))
+    assert train > 0 and predict > 0
+
+
+# A large vocabulary over a short sequence: the output heads are a fifth of a training step and
+# HRM's no-grad Q-target pass a quarter, so a wrong head or target count cannot hide in rounding.
+WIDE_VOCAB = DatasetMeta(task="wide", seq_len=4, vocab_size=300, num_puzzle_identifiers=5)
+
+
+@pytest.mark.parametrize("arch,kw", [("hrm", {"puzzle_emb_len": 0}), ("hrm", {"puzzle_emb_len": 2}),
+                                     ("trm", {}), ("transformer", {})])
+def test_exact_flops_where_heads_and_the_q_target_pass_are_large(arch, kw):
+    model = tiny_model(arch, meta=WIDE_VOCAB, hidden=16, heads=1, ffn_multiple=8, **kw)
+    core, total = model.core, model.flops_per_example("train")
+    heads = core._heads_flops(True, model.cfg.act, True)
+    assert heads > 0.02 * total, heads / total
+    if arch == "hrm":
+        target = core.segment_flops(grad=False, need_logits=False)   # the extra Q-target forward
+        assert model.q_continue and target > 0.02 * total, target / total
+    assert_exact(model, B=3, meta=WIDE_VOCAB)
 
 
 def test_hrm_extra_target_pass_is_counted():

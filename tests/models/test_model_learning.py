@@ -6,7 +6,7 @@
    replacement, losses, predict.
 2. Depth: at equal parameters, TRM with n=4 beats TRM with n=1 on prefix parity (length 12, 512
    held-out inputs never trained on), one supervision segment, T=1 — so the only difference is
-   the number of latent updates (effective depth 5 vs 2 blocks).
+   the number of latent updates (effective depth 5 vs 2 blocks). Checked at each of three seeds.
 """
 from __future__ import annotations
 
@@ -68,16 +68,27 @@ def parity(g: torch.Generator, B: int) -> dict[str, torch.Tensor]:
     return _parity_batch(_bits[_train_rows[torch.randint(0, len(_train_rows), (B,), generator=g)]])
 
 
-def test_more_latent_updates_beat_fewer_at_equal_parameters():
+SEEDS = (0, 1, 2)
+
+
+def test_more_latent_updates_beat_fewer_at_equal_parameters_at_every_seed():
+    """Stated over seeds, not one lucky seed: for each seed (weights and data order both drawn
+    from it) n=4 beats n=1 at equal parameters and steps, and by a wide margin on average. How
+    much depends on when n=4 takes off (measured, seed: n=1 vs n=4 exact: 0: 3.5% vs 92.2%,
+    1: 2.1% vs 19.3%, 2: 25.8% vs 47.3%), so the per-seed bar is low and the mean bar high."""
     test = _parity_batch(_bits[_test_rows])
-    acc, params = {}, {}
-    for n in (1, 4):
-        torch.manual_seed(0)
-        model = build_model(TRMConfig(hidden=32, heads=2, ffn_multiple=32, layers=1, T=1, n=n,
-                                      halt_max_steps=1, act=False, puzzle_emb_len=0), PARITY)
-        params[n] = model.num_parameters()
-        train(model, parity, 800, batch_size=64, lr=3e-3)
-        acc[n] = exact_accuracy(model, test)
-    assert params[1] == params[4]
-    assert acc[1] < 0.3, acc
-    assert acc[4] >= acc[1] + 0.25, acc
+    gaps = []
+    for seed in SEEDS:
+        acc, params = {}, {}
+        for n in (1, 4):
+            torch.manual_seed(seed)
+            model = build_model(TRMConfig(hidden=32, heads=2, ffn_multiple=32, layers=1, T=1, n=n,
+                                          halt_max_steps=1, act=False, puzzle_emb_len=0), PARITY)
+            params[n] = model.num_parameters()
+            train(model, parity, 800, batch_size=64, lr=3e-3, seed=seed)
+            acc[n] = exact_accuracy(model, test)
+        assert params[1] == params[4]
+        assert acc[4] >= acc[1] + 0.05, (seed, acc)      # four latent updates always do better
+        gaps.append((acc[1], acc[4]))
+    assert sum(a1 for a1, _ in gaps) / len(gaps) < 0.3, gaps          # one cannot do it ...
+    assert sum(a4 - a1 for a1, a4 in gaps) / len(gaps) >= 0.15, gaps  # ... and the gap is wide
