@@ -15,10 +15,10 @@ from reports import fits
 from reports.analysis import TaskAnalysis, pareto
 
 FLOPS_NOTE = {
-    "train_flops": "training FLOPs = sum over optimizer steps of batch x (6 x MACs x 2 / 2 for every "
-                   "block call with backward, 2 x MACs for no-grad calls, plus heads)",
-    "inference_flops_per_example": "inference FLOPs per example = halt_max_steps x one segment's "
-                                   "forward (2 x MACs of every block call and the heads)",
+    "train_flops": "Training FLOPs = optimizer steps x batch x (6 x MACs of every block call that takes "
+                   "gradients + 2 x MACs of every no-grad call + the heads)",
+    "inference_flops_per_example": "Inference FLOPs per example = halt_max_steps x one segment's "
+                                   "forward (2 x MACs of every block call + the heads); no early halting",
 }
 
 
@@ -49,6 +49,12 @@ def _save(fig, name, title, caption) -> Figure:
     return Figure(name, title, caption, buf.getvalue())
 
 
+def family_colors(families) -> dict[str, str]:
+    """One colour per family in every figure: the transformers first, the rest sorted."""
+    fams = sorted(set(families), key=lambda f: (f != "transformer", f))
+    return {f: f"C{i % 10}" for i, f in enumerate(fams)}
+
+
 def _errorbar(ax, x, cf: pd.DataFrame, **kw):
     y = 100 * cf["accuracy"].to_numpy(float)
     lo = 100 * cf["low"].to_numpy(float)
@@ -68,23 +74,24 @@ def params_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
     tf = cf[cf["kind"] == "transformer"]
     if tf.empty:
         return None
+    col = family_colors(cf["family"])
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    _errorbar(ax, tf["num_parameters"], tf, label="transformer (mean, 95% interval)", color="C0")
+    _errorbar(ax, tf["num_parameters"], tf, label="transformer (mean, 95% interval)", color=col["transformer"])
     rec = cf[cf["kind"] == "recursive"]
-    for i, (fam, g) in enumerate(rec.groupby("family", sort=False)):
-        ax.scatter(g["num_parameters"], 100 * g["accuracy"], marker="*", s=90, color=f"C{i + 1}",
+    for fam, g in rec.groupby("family", sort=False):
+        ax.scatter(g["num_parameters"], 100 * g["accuracy"], marker="*", s=90, color=col[fam],
                    label=f"{fam} (every depth)")
     p = ta.power
     if p is not None and p.ok:
         xs = np.geomspace(tf["num_parameters"].min() / 1.5, tf["num_parameters"].max() * 1.5, 100)
-        ax.plot(xs, 100 * np.clip(fits.power_predict(p, xs), 0, 1), "--", color="C0",
+        ax.plot(xs, 100 * np.clip(fits.power_predict(p, xs), 0, 1), "--", color=col["transformer"],
                 label=f"fit: alpha = {p.params['alpha']:.2f} [{p.lo['alpha']:.2f}, {p.hi['alpha']:.2f}]")
     elif p is not None:
         _note(ax, "No fit drawn: " + p.reason)
     ax.set_xscale("log")
     ax.set_xlabel("parameters (without the puzzle-embedding table)")
     ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint} checkpoint)")
-    ax.set_title(f"{ta.task}: accuracy vs parameters")
+    ax.set_title("accuracy vs parameters")
     ax.legend(fontsize=7)
     cap = (f"Transformer family, {ta.checkpoint} checkpoint. Fit: {fits.POWER_FORMULA} (Huber, "
            f"log error); {p.describe() if p is not None else ''}")
@@ -97,10 +104,11 @@ def depth_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
     rec = cf[cf["kind"] == "recursive"]
     if rec.empty:
         return None
+    col = family_colors(cf["family"])
     fig, ax = plt.subplots(figsize=(6.4, 4))
     notes, caps = [], []
-    for i, (fam, g) in enumerate(rec.groupby("family", sort=False)):
-        color = f"C{i + 1}"
+    for fam, g in rec.groupby("family", sort=False):
+        color = col[fam]
         _errorbar(ax, g["effective_depth"], g, color=color, label=fam)
         f = ta.depth.get(fam)
         if f is not None and f.ok:
@@ -116,7 +124,7 @@ def depth_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("effective depth (blocks applied in sequence per supervision step)")
     ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint} checkpoint)")
-    ax.set_title(f"{ta.task}: accuracy vs effective depth, parameters fixed per family")
+    ax.set_title("accuracy vs effective depth (parameters fixed per family)")
     ax.legend(fontsize=7)
     cap = (f"Each recursive family at fixed parameters, {ta.checkpoint} checkpoint. Fit: "
            f"{fits.DEPTH_FORMULA} (Huber on accuracy). " + "; ".join(caps))
@@ -128,9 +136,10 @@ def compute_figure(ta: TaskAnalysis, slug: str, axis: str) -> Figure | None:
     cf = ta.configs[ta.configs[axis].notna()] if axis in ta.configs else ta.configs.iloc[0:0]
     if cf.empty:
         return None
+    col = family_colors(ta.configs["family"])
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    for i, (fam, g) in enumerate(cf.groupby("family", sort=False)):
-        color = f"C{i}"
+    for fam, g in cf.groupby("family", sort=False):
+        color = col[fam]
         _errorbar(ax, g[axis], g, color=color, label=fam, alpha=0.85)
         x, y = g[axis].to_numpy(float), g["accuracy"].to_numpy(float)
         front = pareto(x, y)
@@ -139,10 +148,11 @@ def compute_figure(ta: TaskAnalysis, slug: str, axis: str) -> Figure | None:
     what = "training FLOPs" if axis == "train_flops" else "inference FLOPs per example"
     ax.set_xlabel(what)
     ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint} checkpoint)")
-    ax.set_title(f"{ta.task}: accuracy vs {what} (lines: each family's Pareto frontier)")
+    ax.set_title(f"accuracy vs {what}")
     ax.legend(fontsize=7)
     return _save(fig, f"{slug}-{'train' if axis == 'train_flops' else 'inference'}-flops",
-                 f"{ta.task}: accuracy vs {what}", f"{FLOPS_NOTE[axis]}. {ta.checkpoint} checkpoint.")
+                 f"{ta.task}: accuracy vs {what}", f"Lines: each family's Pareto frontier (no point of the family "
+                 f"is both cheaper and more accurate). {FLOPS_NOTE[axis]}. {ta.checkpoint} checkpoint.")
 
 
 def curves_figure(table: pd.DataFrame, histories: dict, task: str, slug: str) -> Figure | None:
@@ -152,10 +162,10 @@ def curves_figure(table: pd.DataFrame, histories: dict, task: str, slug: str) ->
     if runs.empty:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    fams = {f: i for i, f in enumerate(runs["family"].unique())}
+    col = family_colors(runs["family"])
     for r in runs.itertuples():
         h = histories[r.run_id]
-        color = f"C{fams[r.family]}"
+        color = col[r.family]
         if "exact_accuracy" in h:
             ax.plot(h.index, 100 * h["exact_accuracy"], "-", color=color, lw=1, alpha=0.8)
             ax.plot(h.index[-1:], 100 * h["exact_accuracy"].iloc[-1:], "s", color=color, ms=5)
@@ -163,14 +173,14 @@ def curves_figure(table: pd.DataFrame, histories: dict, task: str, slug: str) ->
             ax.plot(h.index, 100 * h["val_exact_accuracy"], ":", color=color, lw=1, alpha=0.8)
         if isinstance(r.best_step, (int, float)) and not math.isnan(r.best_step) and r.best_step in h.index:
             ax.plot([r.best_step], [100 * h.loc[r.best_step, "exact_accuracy"]], "*", color=color, ms=10)
-    for f, i in fams.items():
-        ax.plot([], [], color=f"C{i}", label=f)
+    for f, c in col.items():
+        ax.plot([], [], color=c, label=f)
     ax.plot([], [], "ks", label="final checkpoint")
     ax.plot([], [], "k*", label="best on validation")
     ax.plot([], [], "k:", label="validation split")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("exact accuracy, % (test: solid)")
-    ax.set_title(f"{task}: evaluation over training, every run")
+    ax.set_title("evaluation over training, every run")
     ax.legend(fontsize=7)
     return _save(fig, f"{slug}-curves", f"{task}: evaluation accuracy over training",
                  "Test exact accuracy at every evaluation (solid), validation (dotted, held out of the "
@@ -191,11 +201,11 @@ def test_time_figure(table: pd.DataFrame, task: str, slug: str) -> Figure | None
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
     for ax, kind in zip(axes, ("depth", "breadth")):
         ks = sorted((int(TTC.match(c).group(2)), c) for c in cols if TTC.match(c).group(1) == kind)
-        for r in runs.itertuples():
-            vals = [(k, getattr(r, "_asdict")().get(c)) for k, c in ks]
+        for _, r in runs.iterrows():
+            vals = [(k, r.get(c)) for k, c in ks]
             vals = [(k, v) for k, v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
             if vals:
-                ax.plot(*zip(*[(k, 100 * v) for k, v in vals]), "o-", label=r.run_name)
+                ax.plot(*zip(*[(k, 100 * v) for k, v in vals]), "o-", label=r["run_name"])
         ax.set_xscale("log", base=2)
         ax.set_xlabel(f"test-time {kind} (segments)" if kind == "depth" else "trajectories")
         ax.set_ylabel("exact accuracy, %")

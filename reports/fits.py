@@ -248,7 +248,9 @@ def saturating(depth, acc, draws=None) -> Fit:
     fit.extra["peak"] = peak_depth(fit.params["tau"], fit.params["lam"])
     if boot is not None and len(boot):
         peaks = [peak_depth(math.exp(t[1]), t[2]) for t in boot]
-        fit.extra["peak_lo"], fit.extra["peak_hi"] = (float(v) for v in np.quantile(peaks, [0.025, 0.975]))
+        # "nearest": some refits never fall (peak = inf); interpolating between inf would give nan
+        fit.extra["peak_lo"], fit.extra["peak_hi"] = (float(v) for v in np.quantile(
+            peaks, [0.025, 0.975], method="nearest"))
     return fit
 
 
@@ -271,15 +273,20 @@ def exchange_rate(power: Fit, N_rec: float, acc_rec: float, acc_draws=None) -> d
 
     def needed(A, alpha, acc):
         e = max(1 - acc, floor)
-        return (A / e) ** (1 / alpha) if alpha > 0 else math.inf
+        try:
+            return (A / e) ** (1 / alpha) if alpha > 1e-9 else math.inf
+        except OverflowError:
+            return math.inf
 
     point = needed(power.params["A"], power.params["alpha"], acc_rec) / N_rec
     out = {"multiple": point, "lo": math.nan, "hi": math.nan}
     if power.draws is not None and acc_draws is not None:
         m = min(len(power.draws), len(acc_draws))
-        vals = [needed(math.exp(power.draws[i, 0]), power.draws[i, 1], acc_draws[i]) / N_rec
-                for i in range(m)]
-        out["lo"], out["hi"] = (float(v) for v in np.quantile(vals, [0.025, 0.975]))
+        with np.errstate(over="ignore"):
+            vals = [needed(math.exp(power.draws[i, 0]), power.draws[i, 1], acc_draws[i]) / N_rec
+                    for i in range(m)]
+        vals = np.nan_to_num(np.array(vals, float), nan=math.inf)   # alpha ~ 0: no size is enough
+        out["lo"], out["hi"] = (float(v) for v in np.quantile(vals, [0.025, 0.975], method="nearest"))
     return out
 
 

@@ -49,6 +49,12 @@ def num(v, fmt="{:,.0f}") -> str:
         return esc(v)
 
 
+def times(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return "no size suffices" if math.isinf(v) else f"{v:.3g}x"
+
+
 def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td class='n'>{c}</td>" if i in numeric else f"<td>{c}</td>"
@@ -82,9 +88,9 @@ def fit_rows(ta) -> list[list[str]]:
         vals = "<br>".join(f"{esc(n)} = {f.params[n]:.4g} [{f.lo[n]:.4g}, {f.hi[n]:.4g}]" for n in f.names)
         if "peak" in f.extra:
             pk = f.extra["peak"]
-            vals += ("<br>peak depth = " + (f"{pk:.3g} [{f.extra.get('peak_lo', math.nan):.3g}, "
-                                            f"{f.extra.get('peak_hi', math.nan):.3g}]" if math.isfinite(pk)
-                                            else "none (saturates)"))
+            lo_, hi_ = f.extra.get("peak_lo", math.nan), f.extra.get("peak_hi", math.nan)
+            vals += ("<br>peak depth = " + (f"{pk:.3g} [{lo_:.3g}, {'none' if math.isinf(hi_) else f'{hi_:.3g}'}]"
+                                            if math.isfinite(pk) else "none (saturates)"))
         rows.append([esc(f.law), esc(who), esc(f.formula), vals, str(f.n_points),
                      "–" if math.isnan(f.converged) else f"{100 * f.converged:.0f}%"])
     return rows
@@ -112,7 +118,7 @@ def task_section(ta, best, figs: list, runs: pd.DataFrame) -> str:
                      fit_rows(ta)))
     if not ta.exchange.empty:
         rows = [[esc(r.family), esc(r.configuration), pct(r.accuracy), num(r.num_parameters),
-                 f"{r.multiple:.3g}x", f"{r.lo:.3g}x – {r.hi:.3g}x",
+                 times(r.multiple), f"{times(r.lo)} – {times(r.hi)}",
                  "yes: beyond the transformers measured" if r.extrapolated else "no"]
                 for r in ta.exchange.itertuples()]
         out.append(f"<h3>Exchange rate, <span class='ck'>{ck} checkpoint</span></h3><p>Parameters a "
@@ -175,8 +181,8 @@ def headline(ta) -> str:
     if not ta.exchange.empty:
         e = ta.exchange.loc[ta.exchange["accuracy"].idxmax()]
         parts.append(f"Exchange rate ({ck}): to match {esc(e['configuration'])} a transformer needs "
-                     f"{e['multiple']:.3g}x [{e['lo']:.3g}x, {e['hi']:.3g}x] its parameters"
-                     f"{' (extrapolated)' if e['extrapolated'] else ''}.")
+                     f"{times(e['multiple'])} [{times(e['lo'])}, {times(e['hi'])}] its parameters"
+                     f"{' (extrapolated beyond the transformers measured)' if e['extrapolated'] else ''}.")
     return "<br>".join(parts) or "No finished configuration on this task."
 
 
@@ -187,7 +193,7 @@ def failed_section(table_: pd.DataFrame, expected: int | None) -> str:
         out.append("<p>None: every run finished.</p>")
     else:
         rows = [[esc(r.run_name), f"<code>{esc(r.run_id[:12])}</code>", esc(r.status), esc(r.family),
-                 esc(r.seed), esc(r.failure_reason or ("unfinished (still running or killed)"
+                 num(r.seed, "{:g}"), esc(r.failure_reason or ("unfinished (still running or killed)"
                                                         if r.status == "RUNNING" else ""))]
                 for r in bad.itertuples()]
         out.append(table(["run", "id", "status", "family", "seed", "reason"], rows))

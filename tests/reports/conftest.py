@@ -56,12 +56,12 @@ def make_study(runs_dir, seeds=(0, 1)) -> str:
     exp_id = c.create_experiment("study", artifact_location=(runs_dir / "mlartifacts").as_uri())
     parent = c.create_run(exp_id, run_name=f"sweep:{SWEEP}", tags={
         "rbench.sweep_id": SWEEP, "rbench.role": "sweep", "rbench.task": TASK}).info.run_id
-    c.log_dict(parent, {"name": "study", "budget": {"trials": 2 * len(seeds) * 4 + 5 * len(seeds)}},
+    c.log_dict(parent, {"name": "study", "budget": {"trials": len(seeds) * (len(TRANSFORMERS) + len(TRM_DEPTHS)) + 2}},
                "sweep.yaml")
     rng = np.random.default_rng(0)
     trial = 0
     for n in TRANSFORMERS:
-        acc = 1 - 3.0 * n ** -0.3
+        acc = 1 - 6.0 * n ** -0.3
         for s in seeds:
             _log(c, exp_id, parent, name=f"tf-{n}-s{s}", seed=s, rng=rng, run_dir=runs_dir / f"tf{n}s{s}",
                  params={"model.arch": "transformer", "model.hidden": int(math.sqrt(n / 12)),
@@ -70,7 +70,7 @@ def make_study(runs_dir, seeds=(0, 1)) -> str:
             trial += 1
     for T, nn in TRM_DEPTHS:
         d = T * (nn + 1) * 2
-        acc = 0.85 * (1 - math.exp(-d / 8)) * math.exp(-0.004 * d)
+        acc = 0.97 * (1 - math.exp(-d / 8)) * math.exp(-0.004 * d)
         for s in seeds:
             # the last evaluation overfits: best-on-validation is the middle one
             _log(c, exp_id, parent, name=f"trm-T{T}n{nn}-s{s}", seed=s, rng=rng,

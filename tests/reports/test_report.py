@@ -64,6 +64,7 @@ def test_tables_hold_the_runs_they_should(report):
     assert runs.count("<details>") == 2 * n_configs + 1 and "0123456789abcdef" in runs
     failed = page.split("id='failed'")[1].split("<h2")[0]
     assert "trm-diverged" in failed and "loss is nan" in failed
+    assert "<b>1 missing</b>" in failed and "Trial numbers with no run: 16." in failed
     assert "look-alike" in page and "87.4" in page                   # published numbers beside
 
 
