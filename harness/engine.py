@@ -180,12 +180,16 @@ def to_batch(ds: PuzzleDataset, idx: np.ndarray, device: torch.device) -> dict[s
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentConfig,
              device: torch.device, rank: int, world: int, *, limit: int | None = None,
-             family_metrics: bool = True) -> tuple[dict[str, float], np.ndarray | None]:
+             family_metrics: bool = True, batch_size: int | None = None,
+             predict: Callable | None = None) -> tuple[dict[str, float], np.ndarray | None]:
     """Every rank predicts a contiguous shard; rank 0 scores the whole set; all ranks get metrics.
 
     -> (metrics, correct): `correct` [n] bool is each example's exact correctness (rank 0; None
     elsewhere). `limit` caps the examples (default `train.eval_examples`); `family_metrics=False`
-    scores exact/token accuracy only (a validation split cut from training rows).
+    scores exact/token accuracy only (a validation split cut from training rows). `predict`
+    (batch -> (preds [B, L], q_halt [B]); default `model.predict`) is how test-time compute
+    (harness/testtime.py) runs through this same code path. With one worker no process group is
+    needed.
     """
     import torch.distributed as dist
 
@@ -193,20 +197,23 @@ def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentC
 
     n = min(len(test), limit or cfg.train.eval_examples or len(test))
     shard = np.array_split(np.arange(n), world)[rank]
-    bs = cfg.train.eval_batch_size or max(1, cfg.train.batch_size // world)
+    bs = batch_size or cfg.train.eval_batch_size or max(1, cfg.train.batch_size // world)
+    predict = predict or model.predict
     was_training = model.training
     model.eval()
     preds, q_halt = [], []
     for start in range(0, len(shard), bs):
-        p, q = model.predict(to_batch(test, shard[start:start + bs], device))
+        p, q = predict(to_batch(test, shard[start:start + bs], device))
         preds.append(p.cpu().numpy())
         q_halt.append(q.float().cpu().numpy())
     model.train(was_training)
     L = test.meta.seq_len
     local = (np.concatenate(preds) if preds else np.zeros((0, L), np.int64),
              np.concatenate(q_halt) if q_halt else np.zeros((0,), np.float32))
-    gathered = [None] * world
-    dist.all_gather_object(gathered, local)
+    gathered = [local]
+    if world > 1:
+        gathered = [None] * world
+        dist.all_gather_object(gathered, local)
     metrics, correct = None, None
     if rank == 0:
         all_p = np.concatenate([g[0] for g in gathered])
@@ -218,6 +225,8 @@ def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentC
                   else scoring.accuracy(labels, all_p))
         metrics = {k: float(v) for k, v in scored.items()}
         metrics["eval_examples"] = float(n)
+    if world == 1:
+        return metrics, correct
     box = [metrics]
     dist.broadcast_object_list(box, src=0)
     return box[0], correct
