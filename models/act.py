@@ -49,6 +49,7 @@ class LatentNoise:
     trajectories of the same trained model."""
     std: float
     generator: torch.Generator | None = None
+    rows: torch.Tensor | None = None       # [B] bool: only these rows are perturbed (None: all)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         zf = z.float()
@@ -56,7 +57,10 @@ class LatentNoise:
         g = self.generator
         eps = torch.randn(z.shape, generator=g, device=g.device if g is not None else z.device,
                           dtype=torch.float32).to(z.device)
-        return (zf + self.std * rms * eps).to(z.dtype)
+        scale = self.std * rms
+        if self.rows is not None:
+            scale = scale * self.rows.view(-1, *([1] * (z.dim() - 1))).to(scale)
+        return (zf + scale * eps).to(z.dtype)
 
 
 def perturb(z: torch.Tensor, noise: LatentNoise | None) -> torch.Tensor:

@@ -1,0 +1,220 @@
+"""Test-time compute (harness/testtime.py, `rbench eval`): depth x breadth on a trained checkpoint."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from harness import checkpoint
+from harness import testtime as tt
+from harness.cli import main as cli
+from harness.config import validate
+from models.act import LatentNoise, perturb
+
+TRAINED_STEPS = 2
+
+
+def tiny_cfg(runs_dir, **model):
+    return validate({
+        "name": "testtime", "seed": 0, "runs_dir": str(runs_dir),
+        "model": {"arch": "trm", "hidden": 32, "heads": 2, "T": 1, "n": 1, "layers": 1,
+                  "halt_max_steps": TRAINED_STEPS, "puzzle_emb_len": 0, **model},
+        "task": {"name": "sudoku-4x4", "train_size": 512, "test_size": 64, "clues": 12},
+        "train": {"steps": 60, "batch_size": 32, "lr": 3e-3, "log_every": 20, "eval_examples": 64,
+                  "ema_decay": 0.9},
+        "engine": {"threads": 1},
+    }, "test")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A TRM trained for 60 steps with EMA and MLflow tracking (~15 s): (cfg, run_dir, result)."""
+    from harness.commands.run import run_local
+
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = tiny_cfg(runs)
+    result, run_id = run_local(cfg, runs / "trained", progress=False)
+    assert run_id is not None and result.metrics["exact_accuracy"] > 0   # a non-trivial number
+    return cfg, runs / "trained", result
+
+
+def load(cfg, run_dir):
+    from benchmarks import build
+    from benchmarks.registry import resolve
+    test = build(resolve(cfg.task), checkpoint_path := None or __import__("pathlib").Path(cfg.runs_dir) / "data")["test"]
+    model, weights = tt.load_model(cfg, checkpoint.latest(run_dir), test.meta, torch.device("cpu"),
+                                   torch.float32)
+    return model, test, weights
+
+
+def batch_of(test, n=8):
+    from harness.engine import to_batch
+    return to_batch(test, np.arange(n), torch.device("cpu"))
+
+
+@pytest.mark.slow
+def test_eval_at_trained_steps_reproduces_the_run_and_logs_a_child_run(trained, capsys):
+    """`rbench eval` at the trained steps with one sample gives the training run's final exact and
+    token accuracy exactly (same evaluation code path, EMA weights), and logs an MLflow child run
+    of the training run."""
+    cfg, run_dir, result = trained
+    assert cli(["eval", str(run_dir), "--steps", f"1,{TRAINED_STEPS},4", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "<- as trained" in out and "mlflow child run:" in out
+    stem = tt.output_stem(tt.TestTimeResult(**{**_fields(), "run_dir": str(run_dir),
+                                              "checkpoint_step": result.step}))
+    data = tt.read(stem.with_suffix(".json"))
+    assert data["weights"] == "ema" and data["eval_examples"] == 64
+    point = next(p for p in data["points"] if p["steps"] == TRAINED_STEPS and p["samples"] == 1)
+    assert point["exact_accuracy"] == result.metrics["exact_accuracy"]
+    assert point["token_accuracy"] == result.metrics["token_accuracy"]
+    assert len(point["residual"]) == TRAINED_STEPS and all(r > 0 for r in point["residual"])
+    assert stem.with_suffix(".csv").read_text().splitlines()[0].startswith("steps,samples,exact")
+
+    from harness.tracking import client, read_run_id
+    parent_id = read_run_id(run_dir)
+    meta = json.loads((run_dir / "mlflow_run.json").read_text())
+    c = client(meta["uri"])
+    parent = c.get_run(parent_id)
+    child_id = out.split("mlflow child run:")[1].split()[0]
+    child = c.get_run(child_id)
+    assert child.data.tags["mlflow.parentRunId"] == parent_id
+    assert child.info.experiment_id == parent.info.experiment_id and child.info.status == "FINISHED"
+    key = f"testtime/s{TRAINED_STEPS}_k1/exact_accuracy"
+    assert child.data.metrics[key] == result.metrics["exact_accuracy"]
+    history = c.get_metric_history(child_id, f"testtime/s4_k1/residual")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+
+
+def _fields():
+    return dict(checkpoint_dir="", arch="trm", trained_steps=TRAINED_STEPS, weights="ema",
+                noise=0.0, select="q", seed=0, eval_examples=64, flops_per_segment=0.0,
+                reference={}, points=[])
+
+
+@pytest.mark.slow
+def test_flops_per_point_are_analytic_times_steps_times_samples_and_measured_agrees(trained):
+    from harness.flops import counting
+
+    cfg, run_dir, _ = trained
+    model, test, _ = load(cfg, run_dir)
+    res = tt.run_test_time(cfg, checkpoint.latest(run_dir), tt.Grid(steps=(3,), samples=(1, 2),
+                           noise=0.2, examples=16), progress=False)
+    per_segment = model.flops_per_example("eval")
+    for p in res.points:
+        assert p.inference_flops_per_example == per_segment * p.steps * p.samples
+    batch = batch_of(test, 8)
+    predictor = tt.Predictor(model, steps=3, samples=2, noise=0.2,
+                             generator=torch.Generator().manual_seed(0))
+    with counting() as c:
+        predictor(batch)
+    measured = c.get_total_flops() / 8
+    assert measured == pytest.approx(res.point(3, 2).inference_flops_per_example, rel=0.02)
+
+
+@pytest.mark.slow
+def test_no_noise_samples_agree_and_noise_makes_them_differ(trained):
+    cfg, run_dir, _ = trained
+    model, test, _ = load(cfg, run_dir)
+    batch = batch_of(test, 16)
+    quiet = tt.Predictor(model, steps=TRAINED_STEPS, samples=4, noise=0.0)
+    preds, q = quiet(batch)
+    sp, sq = quiet.last_samples
+    assert (sp == sp[:, :1]).all() and torch.equal(sq, sq[:, :1].expand_as(sq))
+    single, q1 = model.predict(batch)
+    assert torch.equal(preds, single)
+    noisy = tt.Predictor(model, steps=TRAINED_STEPS, samples=4, noise=0.5,
+                         generator=torch.Generator().manual_seed(0))
+    noisy(batch)
+    np_, nq = noisy.last_samples
+    assert torch.equal(np_[:, 0], single) and torch.equal(nq[:, 0], q1)   # sample 0: unperturbed
+    assert (nq[:, 1:] != nq[:, :1]).all()              # every noisy sample's logit moved
+    assert (np_[:, 1:] != np_[:, :1]).any()            # and some answers changed
+    # through the evaluation path: K = 4 without noise scores exactly like K = 1
+    res = tt.run_test_time(cfg, checkpoint.latest(run_dir),
+                           tt.Grid(steps=(TRAINED_STEPS,), samples=(1, 4)), progress=False)
+    assert res.point(TRAINED_STEPS, 4).metrics == res.point(TRAINED_STEPS, 1).metrics
+
+
+class ConstructedModel:
+    """Stands in for a model: `predict` returns given per-sample answers and halting logits."""
+
+    def __init__(self, preds, q):          # preds [B, K, L], q [B, K]
+        self.preds, self.q = preds, q
+
+    def predict(self, rows, steps=None, noise=None, residuals=None):
+        B, K, L = self.preds.shape
+        assert rows["inputs"].shape[0] == B * K
+        residuals.extend(torch.ones(B * K) for _ in range(steps))
+        return self.preds.reshape(B * K, L), self.q.reshape(B * K)
+
+
+def constructed_batch(B, L=3):
+    return {k: torch.zeros(B, L, dtype=torch.long) for k in ("inputs", "labels")} | {
+        "puzzle_identifiers": torch.zeros(B, dtype=torch.long)}
+
+
+def test_select_q_returns_the_sample_with_the_highest_halting_logit():
+    preds = torch.arange(2 * 3 * 3).view(2, 3, 3)                       # every sample distinct
+    q = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 1.0]])
+    p, chosen_q = tt.Predictor(ConstructedModel(preds, q), steps=1, samples=3, select="q")(
+        constructed_batch(2))
+    assert torch.equal(p, torch.stack([preds[0, 1], preds[1, 0]]))
+    assert torch.equal(chosen_q, torch.tensor([2.0, 3.0]))
+
+
+def test_vote_picks_the_majority_answer_and_breaks_ties_by_halting_logit():
+    a, b, c = [1, 1, 1], [2, 2, 2], [3, 3, 3]
+    preds = torch.tensor([[a, b, a, b, a],      # a three times (low q), b twice (highest q)
+                          [c, b, b, c, a]])     # b and c twice each: c holds the highest q
+    q = torch.tensor([[0.0, 5.0, 0.1, 4.0, 0.2],
+                      [0.0, 1.0, 2.0, 3.0, 9.0]])
+    assert tt.select_by_vote(preds, q).tolist() == [4, 3]
+    p, _ = tt.Predictor(ConstructedModel(preds, q), steps=1, samples=5, select="vote")(
+        constructed_batch(2))
+    assert p.tolist() == [a, c]
+
+
+@pytest.mark.parametrize("arch,extra", [
+    ("transformer", {"layers": 1}), ("looped", {"layers": 1, "loops": 2}),
+    ("trm", {"layers": 1, "T": 2, "n": 1}), ("hrm", {"H_layers": 1, "L_layers": 1})])
+def test_every_architecture_takes_depth_and_noise(runs_dir, arch, extra):
+    """Untrained tiny models: `steps` sets the segments (residual curve length), noise moves every
+    perturbed sample, none of it touches sample 0."""
+    from benchmarks import build
+    from benchmarks.registry import resolve
+    from models import build_model
+
+    cfg = validate({"runs_dir": str(runs_dir), "model": {"arch": arch, "hidden": 16, "heads": 2,
+                    "halt_max_steps": 2, "puzzle_emb_len": 0, **extra},
+                    "task": {"name": "sudoku-4x4", "train_size": 16, "test_size": 8}}, "test")
+    test = build(resolve(cfg.task), runs_dir / "data")["test"]
+    torch.manual_seed(0)
+    model = build_model(cfg.model, test.meta).eval()
+    batch = batch_of(test, 4)
+    pred = tt.Predictor(model, steps=3, samples=3, noise=0.3, generator=torch.Generator().manual_seed(1))
+    pred(batch)
+    assert len(pred.residual_curve()) == 3
+    sp, sq = pred.last_samples
+    base_p, base_q = model.predict(batch, steps=3)
+    assert torch.equal(sq[:, 0], base_q) and (sq[:, 1:] != sq[:, :1]).all()
+
+
+def test_zero_noise_is_no_work():
+    z = torch.randn(2, 3, 4)
+    assert perturb(z, None) is z and perturb(z, LatentNoise(0.0)) is z
+    g = torch.Generator().manual_seed(0)
+    moved = perturb(z, LatentNoise(0.1, g))
+    rms = z.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
+    assert ((moved - z) / rms).std().item() == pytest.approx(0.1, rel=0.3)   # relative to the RMS
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, trained):
+    assert cli(["eval", str(tmp_path / "missing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+    _, run_dir, _ = trained
+    assert cli(["eval", str(run_dir), "--steps", "0,a", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "--steps" in err and len(err.strip().splitlines()) == 1
