@@ -47,11 +47,12 @@ def main(args: argparse.Namespace) -> int:
     for option, value in (("--examples", args.examples), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UserError(f"{option}: expected a positive integer, got {value}")
+    steps = parse_ints(args.steps, "--steps") if args.steps else None
+    samples = parse_ints(args.samples, "--samples")
     run_dir, checkpoint_dir = tt.resolve_target(args.target)
     cfg = tt.load_run_config(run_dir)
-    steps = (parse_ints(args.steps, "--steps") if args.steps
-             else tt.default_steps(cfg.model.halt_max_steps))
-    grid = tt.Grid(steps=steps, samples=parse_ints(args.samples, "--samples"), noise=args.noise,
+    steps = steps or tt.default_steps(cfg.model.halt_max_steps)
+    grid = tt.Grid(steps=steps, samples=samples, noise=args.noise,
                    select=args.select, examples=args.examples, batch_size=args.batch_size,
                    seed=args.seed)
     if max(grid.samples) > 1 and grid.noise == 0:

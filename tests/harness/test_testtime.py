@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ def trained(tmp_path_factory):
 def load(cfg, run_dir):
     from benchmarks import build
     from benchmarks.registry import resolve
-    test = build(resolve(cfg.task), checkpoint_path := None or __import__("pathlib").Path(cfg.runs_dir) / "data")["test"]
+    test = build(resolve(cfg.task), Path(cfg.runs_dir) / "data")["test"]
     model, weights = tt.load_model(cfg, checkpoint.latest(run_dir), test.meta, torch.device("cpu"),
                                    torch.float32)
     return model, test, weights
@@ -193,6 +194,7 @@ def test_every_architecture_takes_depth_and_noise(runs_dir, arch, extra):
     test = build(resolve(cfg.task), runs_dir / "data")["test"]
     torch.manual_seed(0)
     model = build_model(cfg.model, test.meta).eval()
+    torch.nn.init.normal_(model.core.q_head.weight)    # untrained q heads start constant (zeros)
     batch = batch_of(test, 4)
     pred = tt.Predictor(model, steps=3, samples=3, noise=0.3, generator=torch.Generator().manual_seed(1))
     pred(batch)
@@ -211,10 +213,9 @@ def test_zero_noise_is_no_work():
     assert ((moved - z) / rms).std().item() == pytest.approx(0.1, rel=0.3)   # relative to the RMS
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, trained):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert cli(["eval", str(tmp_path / "missing")]) == 2
     assert "no such run folder" in capsys.readouterr().err
-    _, run_dir, _ = trained
-    assert cli(["eval", str(run_dir), "--steps", "0,a", "--no-mlflow"]) == 2
+    assert cli(["eval", str(tmp_path), "--steps", "0,a", "--no-mlflow"]) == 2
     err = capsys.readouterr().err
     assert "--steps" in err and len(err.strip().splitlines()) == 1
