@@ -178,12 +178,21 @@ def test_vote_picks_the_majority_answer_and_breaks_ties_by_halting_logit():
     assert p.tolist() == [a, c]
 
 
-@pytest.mark.parametrize("arch,extra", [
-    ("transformer", {"layers": 1}), ("looped", {"layers": 1, "loops": 2}),
-    ("trm", {"layers": 1, "T": 2, "n": 1}), ("hrm", {"H_layers": 1, "L_layers": 1})])
-def test_every_architecture_takes_depth_and_noise(runs_dir, arch, extra):
+class CountingNoise(LatentNoise):
+    calls = 0
+
+    def __call__(self, z):
+        CountingNoise.calls += 1
+        return super().__call__(z)
+
+
+@pytest.mark.parametrize("arch,extra,recursions", [
+    ("transformer", {"layers": 1}, 1), ("looped", {"layers": 1, "loops": 2}, 2),
+    ("trm", {"layers": 1, "T": 3, "n": 1}, 3),
+    ("hrm", {"H_layers": 1, "L_layers": 1, "H_cycles": 3, "L_cycles": 2}, 3)])
+def test_every_architecture_takes_depth_and_noise(runs_dir, arch, extra, recursions):
     """Untrained tiny models: `steps` sets the segments (residual curve length), noise moves every
-    perturbed sample, none of it touches sample 0."""
+    perturbed sample, none of it touches sample 0, and it is drawn once per recursion."""
     from benchmarks import build
     from benchmarks.registry import resolve
     from models import build_model
@@ -202,10 +211,13 @@ def test_every_architecture_takes_depth_and_noise(runs_dir, arch, extra):
     sp, sq = pred.last_samples
     base_p, base_q = model.predict(batch, steps=3)
     assert torch.equal(sq[:, 0], base_q) and (sq[:, 1:] != sq[:, :1]).all()
+    CountingNoise.calls = 0
+    model.predict(batch, steps=3, noise=CountingNoise(0.3, torch.Generator().manual_seed(2)))
+    assert CountingNoise.calls == 3 * recursions
 
 
 def test_zero_noise_is_no_work():
-    z = torch.randn(2, 3, 4)
+    z = 10 * torch.randn(2, 3, 4)
     assert perturb(z, None) is z and perturb(z, LatentNoise(0.0)) is z
     g = torch.Generator().manual_seed(0)
     moved = perturb(z, LatentNoise(0.1, g))
