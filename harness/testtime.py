@@ -29,12 +29,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from harness import checkpoint as ckpt
 from harness.config import ExperimentConfig
-from harness.errors import UserError
+from harness.errors import ConfigError, UserError
 
 SCHEMA_VERSION = 1
 MODULE_STATES = Path(ckpt.DS_TAG) / "mp_rank_00_model_states.pt"
@@ -60,6 +60,37 @@ class Grid:
             raise UserError(f"test time: noise must be a finite number >= 0, got {self.noise}")
         if self.select not in ("q", "vote"):
             raise UserError(f"test time: select must be 'q' or 'vote', got {self.select!r}")
+
+
+class TestTimeSpec(BaseModel):
+    """The `test_time:` section a sweep spec may end each trial with (YAML), before the trained
+    steps are known: `steps` omitted = `default_steps(halt_max_steps)` of each trial."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: list[PositiveInt] | None = Field(None, min_length=1)
+    samples: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
+    noise: float = Field(0.0, ge=0, allow_inf_nan=False)
+    select: Literal["q", "vote"] = "q"
+    examples: PositiveInt | None = None
+    batch_size: PositiveInt | None = None
+    seed: int | None = None
+
+    def grid(self, cfg: ExperimentConfig) -> Grid:
+        steps = self.steps or default_steps(cfg.model.halt_max_steps)
+        return Grid(steps=tuple(dict.fromkeys(steps)), samples=tuple(dict.fromkeys(self.samples)),
+                    noise=self.noise, select=self.select, examples=self.examples,
+                    batch_size=self.batch_size, seed=self.seed)
+
+
+def parse_spec(data, source: str | None = None, key: str = "test_time") -> TestTimeSpec:
+    """Validate a `test_time:` mapping; a bad value raises ConfigError naming `source` and the
+    dotted key (e.g. `sweep.yaml: test_time.samples.1: ...`)."""
+    try:
+        return TestTimeSpec.model_validate(data if data is not None else {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in (key, *err["loc"]))
+        raise ConfigError(loc, err["msg"], source) from None
 
 
 @dataclass

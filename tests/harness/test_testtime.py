@@ -231,3 +231,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert cli(["eval", str(tmp_path), "--steps", "0,a", "--no-mlflow"]) == 2
     err = capsys.readouterr().err
     assert "--steps" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sweep_test_time_section_is_validated_with_file_and_key(runs_dir):
+    from harness.errors import ConfigError
+
+    spec = tt.parse_spec({"samples": [1, 4], "noise": 0.1, "select": "vote"}, "sweep.yaml")
+    grid = spec.grid(tiny_cfg(runs_dir))
+    assert grid.steps == tt.default_steps(TRAINED_STEPS) == (1, 2, 4)
+    assert grid.samples == (1, 4) and grid.noise == 0.1 and grid.select == "vote"
+    for bad, key in (({"nosie": 0.1}, "test_time.nosie"), ({"samples": [1, 0]}, "test_time.samples.1"),
+                     ({"select": "max"}, "test_time.select"), ({"noise": -1}, "test_time.noise")):
+        with pytest.raises(ConfigError) as e:
+            tt.parse_spec(bad, "sweep.yaml")
+        assert str(e.value).startswith(f"sweep.yaml: {key}:"), str(e.value)
