@@ -60,12 +60,11 @@ def test_eval_at_trained_steps_reproduces_the_run_and_logs_a_child_run(trained, 
     """`rbench eval` at the trained steps with one sample gives the training run's final exact and
     token accuracy exactly (same evaluation code path, EMA weights), and logs an MLflow child run
     of the training run."""
-    cfg, run_dir, result = trained
+    _, run_dir, result = trained
     assert cli(["eval", str(run_dir), "--steps", f"1,{TRAINED_STEPS},4", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "<- as trained" in out and "mlflow child run:" in out
-    stem = tt.output_stem(tt.TestTimeResult(**{**_fields(), "run_dir": str(run_dir),
-                                              "checkpoint_step": result.step}))
+    stem = run_dir / "testtime" / f"step_{result.step:08d}-noise0-q"       # as documented
     data = tt.read(stem.with_suffix(".json"))
     assert data["weights"] == "ema" and data["eval_examples"] == 64
     point = next(p for p in data["points"] if p["steps"] == TRAINED_STEPS and p["samples"] == 1)
@@ -85,14 +84,8 @@ def test_eval_at_trained_steps_reproduces_the_run_and_logs_a_child_run(trained, 
     assert child.info.experiment_id == parent.info.experiment_id and child.info.status == "FINISHED"
     key = f"testtime/s{TRAINED_STEPS}_k1/exact_accuracy"
     assert child.data.metrics[key] == result.metrics["exact_accuracy"]
-    history = c.get_metric_history(child_id, f"testtime/s4_k1/residual")
+    history = c.get_metric_history(child_id, "testtime/s4_k1/residual")
     assert sorted(m.step for m in history) == [1, 2, 3, 4]
-
-
-def _fields():
-    return dict(checkpoint_dir="", arch="trm", trained_steps=TRAINED_STEPS, weights="ema",
-                noise=0.0, select="q", seed=0, eval_examples=64, flops_per_segment=0.0,
-                reference={}, points=[])
 
 
 @pytest.mark.slow
@@ -121,7 +114,7 @@ def test_no_noise_samples_agree_and_noise_makes_them_differ(trained):
     model, test, _ = load(cfg, run_dir)
     batch = batch_of(test, 16)
     quiet = tt.Predictor(model, steps=TRAINED_STEPS, samples=4, noise=0.0)
-    preds, q = quiet(batch)
+    preds, _ = quiet(batch)
     sp, sq = quiet.last_samples
     assert (sp == sp[:, :1]).all() and torch.equal(sq, sq[:, :1].expand_as(sq))
     single, q1 = model.predict(batch)
@@ -210,7 +203,8 @@ def test_every_architecture_takes_depth_and_noise(runs_dir, arch, extra, recursi
     assert len(pred.residual_curve()) == 3
     sp, sq = pred.last_samples
     base_p, base_q = model.predict(batch, steps=3)
-    assert torch.equal(sq[:, 0], base_q) and (sq[:, 1:] != sq[:, :1]).all()
+    assert torch.equal(sp[:, 0], base_p) and torch.equal(sq[:, 0], base_q)
+    assert (sq[:, 1:] != sq[:, :1]).all()
     CountingNoise.calls = 0
     model.predict(batch, steps=3, noise=CountingNoise(0.3, torch.Generator().manual_seed(2)))
     assert CountingNoise.calls == 3 * recursions
