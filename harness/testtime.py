@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
@@ -120,12 +121,18 @@ class TestTimeResult:
     reference: dict[str, float]             # the training run's final metrics (checkpoint state)
     points: list[Point]
     version: int = SCHEMA_VERSION
+    # per-example exact correctness [P, N] bool (order of `points`) and the puzzle (group) id of
+    # each example [N]: written beside the JSON as .npz (for the report's bootstrap), not in it
+    correct: np.ndarray | None = field(default=None, repr=False)
+    puzzle_ids: np.ndarray | None = field(default=None, repr=False)
 
     def point(self, steps: int, samples: int) -> Point:
         return next(p for p in self.points if p.steps == steps and p.samples == samples)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("correct"), out.pop("puzzle_ids")
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,6 +245,14 @@ def load_model(cfg: ExperimentConfig, checkpoint_dir: Path, meta, device: torch.
     return model.eval().requires_grad_(False), weights
 
 
+def data_root(cfg: ExperimentConfig, checkpoint_dir: Path) -> Path:
+    """The dataset cache the run used: `runs_dir/data` as configured (relative to where training
+    ran), else the one beside the run folder (`<runs_dir>/<run>/checkpoints/step_N`)."""
+    configured = Path(cfg.runs_dir) / "data"
+    beside = Path(checkpoint_dir).resolve().parents[2] / "data"
+    return beside if not configured.is_dir() and beside.is_dir() else configured
+
+
 def default_steps(trained: int) -> tuple[int, ...]:
     """Powers of two up to twice the trained steps, and the trained steps themselves."""
     out, s = {trained}, 1
@@ -264,7 +279,7 @@ def run_test_time(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *,
     rt = resolve_runtime(cfg.engine)
     device = local_device(rt)
     spec = resolve(cfg.task)
-    test = build(spec, Path(cfg.runs_dir) / "data")["test"]
+    test = build(spec, data_root(cfg, checkpoint_dir))["test"]
     model, weights = load_model(cfg, checkpoint_dir, test.meta, device, rt.dtype, use_ema)
     seed = cfg.seed if grid.seed is None else grid.seed
     per_segment = float(model.flops_per_example("eval"))
@@ -272,13 +287,15 @@ def run_test_time(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *,
     points = [(s, k) for s in grid.steps for k in grid.samples]
     bar = Progress(len(points), enabled=progress)
     out: list[Point] = []
+    bits: list[np.ndarray] = []
     for i, (steps, samples) in enumerate(points):
         gen = None
         if grid.noise > 0:
             gen = torch.Generator(device=device).manual_seed(seed)
         predictor = Predictor(model, steps, samples, grid.noise, grid.select, gen)
-        metrics, _ = evaluate(model, spec, test, cfg, device, 0, 1, limit=n,
+        metrics, correct = evaluate(model, spec, test, cfg, device, 0, 1, limit=n,
                               batch_size=grid.batch_size, predict=predictor)
+        bits.append(correct)
         out.append(Point(steps=steps, samples=samples,
                          exact_accuracy=metrics["exact_accuracy"],
                          token_accuracy=metrics["token_accuracy"],
@@ -294,7 +311,8 @@ def run_test_time(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *,
         checkpoint_step=int(state["step"]), arch=cfg.model.arch,
         trained_steps=int(cfg.model.halt_max_steps), weights=weights, noise=grid.noise,
         select=grid.select, seed=seed, eval_examples=n, flops_per_segment=per_segment,
-        reference=reference, points=out)
+        reference=reference, points=out, correct=np.stack(bits),
+        puzzle_ids=np.asarray(test.group_ids[:n], np.int64))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,20 +339,36 @@ def output_stem(result: TestTimeResult) -> Path:
 
 
 def write(result: TestTimeResult) -> tuple[Path, Path]:
-    """-> (json path, csv path) under <run_dir>/testtime/ (rewritten for the same settings)."""
+    """-> (json path, csv path) under <run_dir>/testtime/ (rewritten for the same settings), and
+    the per-example correctness as .npz beside them (steps, samples [P]; correct [P, ceil(N/8)]
+    np.packbits; n; puzzle_ids [N])."""
     stem = output_stem(result)
     stem.parent.mkdir(parents=True, exist_ok=True)
     js, cs = stem.with_suffix(".json"), stem.with_suffix(".csv")
-    tmp = js.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2))
-    tmp.replace(js)
+    if result.correct is not None:
+        tmp = stem.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, steps=np.array([p.steps for p in result.points]),
+                            samples=np.array([p.samples for p in result.points]),
+                            correct=np.packbits(result.correct, axis=1),
+                            n=np.array(result.correct.shape[1]), puzzle_ids=result.puzzle_ids)
+        tmp.replace(stem.with_suffix(".npz"))
     with open(cs, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for p in result.points:
             w.writerow([p.steps, p.samples, p.exact_accuracy, p.token_accuracy,
                         p.inference_flops_per_example, p.residual[-1]])
+    tmp = js.with_suffix(".json.tmp")          # last: the JSON marks a complete set of files
+    tmp.write_text(json.dumps(result.to_dict(), indent=2))
+    tmp.replace(js)
     return js, cs
+
+
+def read_correct(path: Path) -> dict[tuple[int, int], np.ndarray]:
+    """The .npz beside a result's JSON -> {(steps, samples): correct [N] bool}."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        bits = np.unpackbits(z["correct"], axis=1, count=int(z["n"])).astype(bool)
+        return {(int(s), int(k)): b for s, k, b in zip(z["steps"], z["samples"], bits)}
 
 
 def read(path: Path) -> dict:

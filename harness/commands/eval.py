@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"results: {files[0]}  {files[1]}")
     if args.no_mlflow:
         return 0
-    run_id = tt.mlflow_log(run_dir, result, files)
+    run_id = tt.mlflow_log(run_dir, result, (*files, files[0].with_suffix(".npz")))
     print(f"mlflow child run: {run_id}" if run_id else
           "mlflow: skipped (the run folder has no mlflow_run.json)")
     return 0

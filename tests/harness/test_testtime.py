@@ -72,6 +72,12 @@ def test_eval_at_trained_steps_reproduces_the_run_and_logs_a_child_run(trained, 
     assert point["token_accuracy"] == result.metrics["token_accuracy"]
     assert len(point["residual"]) == TRAINED_STEPS and all(r > 0 for r in point["residual"])
     assert stem.with_suffix(".csv").read_text().splitlines()[0].startswith("steps,samples,exact")
+    # the same examples right and wrong as the run's final evaluation, one by one
+    from harness import correctness
+    final = correctness.read(correctness.path_in(run_dir))["splits"]["test"][0][-1]
+    mine = tt.read_correct(stem.with_suffix(".npz"))
+    assert np.array_equal(mine[(TRAINED_STEPS, 1)], final)
+    assert final.sum() == round(result.metrics["exact_accuracy"] * 64) > 0
 
     from harness.tracking import client, read_run_id
     parent_id = read_run_id(run_dir)
