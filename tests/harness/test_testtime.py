@@ -245,3 +245,12 @@ def test_sweep_test_time_section_is_validated_with_file_and_key(runs_dir):
         with pytest.raises(ConfigError) as e:
             tt.parse_spec(bad, "sweep.yaml")
         assert str(e.value).startswith(f"sweep.yaml: {key}:"), str(e.value)
+
+
+def test_dataset_cache_is_found_beside_the_run_when_runs_dir_is_relative_elsewhere(tmp_path):
+    cfg = tiny_cfg("runs-that-are-not-here")
+    ck = tmp_path / "runs" / "r1" / "checkpoints" / "step_00000001"
+    ck.mkdir(parents=True)
+    assert tt.data_root(cfg, ck) == Path("runs-that-are-not-here") / "data"   # nothing beside
+    (tmp_path / "runs" / "data").mkdir()
+    assert tt.data_root(cfg, ck) == tmp_path / "runs" / "data"
