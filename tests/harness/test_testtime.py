@@ -21,7 +21,7 @@ def tiny_cfg(runs_dir, **model):
     return validate({
         "name": "testtime", "seed": 0, "runs_dir": str(runs_dir),
         "model": {"arch": "trm", "hidden": 32, "heads": 2, "T": 1, "n": 1, "layers": 1,
-                  "halt_max_steps": TRAINED_STEPS, "puzzle_emb_len": 0, **model},
+                  "halt_max_steps": TRAINED_STEPS, "puzzle_emb_len": 1, **model},
         "task": {"name": "sudoku-4x4", "train_size": 512, "test_size": 64, "clues": 12},
         "train": {"steps": 60, "batch_size": 32, "lr": 3e-3, "log_every": 20, "eval_examples": 64,
                   "ema_decay": 0.9},
@@ -31,7 +31,8 @@ def tiny_cfg(runs_dir, **model):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A TRM trained for 60 steps with EMA and MLflow tracking (~15 s): (cfg, run_dir, result)."""
+    """A TRM (with a puzzle-embedding table) trained for 60 steps with EMA and MLflow tracking
+    (~15 s alone on one core): (cfg, run_dir, result)."""
     from harness.commands.run import run_local
 
     runs = tmp_path_factory.mktemp("runs")
