@@ -255,3 +255,18 @@ def test_dataset_cache_is_found_beside_the_run_when_runs_dir_is_relative_elsewhe
     assert tt.data_root(cfg, ck) == Path("runs-that-are-not-here") / "data"   # nothing beside
     (tmp_path / "runs" / "data").mkdir()
     assert tt.data_root(cfg, ck) == tmp_path / "runs" / "data"
+
+
+@pytest.mark.slow
+def test_a_run_without_mlflow_is_evaluated_and_mlflow_skipped_in_one_line(trained, tmp_path, capsys):
+    import shutil
+
+    _, run_dir, result = trained
+    copy = tmp_path / "untracked"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("mlflow_run.json"))
+    ck = checkpoint.latest(copy)
+    assert cli(["eval", str(ck), "--steps", str(TRAINED_STEPS), "--no-progress"]) == 0   # a checkpoint dir
+    out = capsys.readouterr().out
+    assert "mlflow: skipped (the run folder has no mlflow_run.json)" in out
+    data = tt.read(copy / "testtime" / f"step_{result.step:08d}-noise0-q.json")
+    assert data["points"][0]["exact_accuracy"] == result.metrics["exact_accuracy"]
