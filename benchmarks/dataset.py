@@ -140,3 +140,19 @@ def subset(ds: PuzzleDataset, index: np.ndarray) -> PuzzleDataset:
         return x.take(index) if isinstance(x, MappedRows) else x[index]
     return PuzzleDataset(rows(ds.inputs), rows(ds.labels), ds.puzzle_identifiers[index],
                          ds.group_ids[index], ds.meta, {k: v[index] for k, v in ds.aux.items()})
+
+
+def holdout(ds: PuzzleDataset, n: int, seed: int = 0) -> tuple[PuzzleDataset, PuzzleDataset]:
+    """Split off whole groups (all variants of an original puzzle) totalling at least `n` examples:
+    -> (rest, held_out). The choice depends on `seed` and the group ids only, so every seed of a
+    configuration holds out the same puzzles. Raises ValueError if nothing would be left to train on."""
+    groups = np.unique(ds.group_ids)
+    order = np.random.default_rng(seed).permutation(groups)
+    sizes = np.bincount(np.searchsorted(groups, ds.group_ids), minlength=len(groups))[
+        np.searchsorted(groups, order)]
+    k = int(np.searchsorted(np.cumsum(sizes), n) + 1)
+    if k >= len(groups):
+        raise ValueError(f"holding out {n} examples would leave no training data "
+                         f"({len(ds)} examples in {len(groups)} groups)")
+    held = np.isin(ds.group_ids, order[:k])
+    return subset(ds, np.flatnonzero(~held)), subset(ds, np.flatnonzero(held))

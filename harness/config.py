@@ -54,6 +54,9 @@ class TrainConfig(_Strict):
     ema_decay: float | None = Field(None, gt=0, lt=1)   # e.g. 0.999 for TRM; EMA weights are evaluated
     eval_every: int = Field(0, ge=0)          # 0 = only at the end
     eval_examples: int | None = Field(None, gt=0)   # cap on test examples per evaluation
+    # Examples (whole puzzle groups) held out of the TRAINING data and evaluated beside the test
+    # split (eval/val_* metrics); the report picks the best checkpoint on these, never on test.
+    val_examples: int | None = Field(None, gt=0)
     eval_batch_size: PositiveInt | None = None
     checkpoint_every: int = Field(0, ge=0)    # 0 = only at the end
     keep_checkpoints: PositiveInt = 2         # newest complete checkpoints kept on disk

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from benchmarks.dataset import PuzzleDataset, subset
+from benchmarks.dataset import PuzzleDataset, holdout, subset
 from harness import checkpoint as ckpt
 from harness.config import ExperimentConfig
 from harness.device import Runtime, local_device, resolve_runtime
@@ -195,37 +195,81 @@ def to_batch(ds: PuzzleDataset, idx: np.ndarray, device: torch.device) -> dict[s
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentConfig,
-             device: torch.device, rank: int, world: int) -> dict[str, float]:
-    """Every rank predicts a contiguous shard; rank 0 scores the whole set; all ranks get metrics."""
+             device: torch.device, rank: int, world: int, *, limit: int | None = None,
+             family_metrics: bool = True, batch_size: int | None = None,
+             predict: Callable | None = None) -> tuple[dict[str, float], np.ndarray | None]:
+    """Every rank predicts a contiguous shard; rank 0 scores the whole set; all ranks get metrics.
+
+    -> (metrics, correct): `correct` [n] bool is each example's exact correctness (rank 0; None
+    elsewhere). `limit` caps the examples (default `train.eval_examples`); `family_metrics=False`
+    scores exact/token accuracy only (a validation split cut from training rows). `predict`
+    (batch -> (preds [B, L], q_halt [B]); default `model.predict`) is how test-time compute
+    (harness/testtime.py) runs through this same code path. With one worker no process group is
+    needed.
+    """
     import torch.distributed as dist
 
     from benchmarks import scoring
 
-    n = min(len(test), cfg.train.eval_examples or len(test))
+    n = min(len(test), limit or cfg.train.eval_examples or len(test))
     shard = np.array_split(np.arange(n), world)[rank]
-    bs = cfg.train.eval_batch_size or max(1, cfg.train.batch_size // world)
+    bs = batch_size or cfg.train.eval_batch_size or max(1, cfg.train.batch_size // world)
+    predict = predict or model.predict
     was_training = model.training
     model.eval()
     preds, q_halt = [], []
     for start in range(0, len(shard), bs):
-        p, q = model.predict(to_batch(test, shard[start:start + bs], device))
+        p, q = predict(to_batch(test, shard[start:start + bs], device))
         preds.append(p.cpu().numpy())
         q_halt.append(q.float().cpu().numpy())
     model.train(was_training)
     L = test.meta.seq_len
     local = (np.concatenate(preds) if preds else np.zeros((0, L), np.int64),
              np.concatenate(q_halt) if q_halt else np.zeros((0,), np.float32))
-    gathered = [None] * world
-    dist.all_gather_object(gathered, local)
-    metrics = None
+    gathered = [local]
+    if world > 1:
+        gathered = [None] * world
+        dist.all_gather_object(gathered, local)
+    metrics, correct = None, None
     if rank == 0:
         all_p = np.concatenate([g[0] for g in gathered])
         all_q = np.concatenate([g[1] for g in gathered])
-        metrics = {k: float(v) for k, v in scoring.score(spec, subset(test, np.arange(n)), all_p, all_q).items()}
+        part = subset(test, np.arange(n))
+        labels = np.asarray(part.labels)
+        correct = ((all_p == labels) | (labels == scoring.IGNORE_LABEL_ID)).all(axis=1)
+        scored = (scoring.score(spec, part, all_p, all_q) if family_metrics
+                  else scoring.accuracy(labels, all_p))
+        metrics = {k: float(v) for k, v in scored.items()}
         metrics["eval_examples"] = float(n)
+    if world == 1:
+        return metrics, correct
     box = [metrics]
     dist.broadcast_object_list(box, src=0)
-    return box[0]
+    return box[0], correct
+
+
+def evaluate_splits(model, spec, test: PuzzleDataset, val: PuzzleDataset | None,
+                    cfg: ExperimentConfig, device, rank: int, world: int, run_dir: Path,
+                    step: int) -> dict[str, float]:
+    """Test split (and the validation split as `val_*` keys), plus the compute it costs per
+    example; rank 0 appends every example's exact correctness to the run's correctness file."""
+    from harness import correctness
+
+    metrics, correct = evaluate(model, spec, test, cfg, device, rank, world)
+    splits = {"test": (correct, test.group_ids[:len(correct)])} if rank == 0 else {}
+    if val is not None:
+        vm, vc = evaluate(model, spec, val, cfg, device, rank, world, limit=len(val),
+                          family_metrics=False)
+        metrics.update({f"val_{k}": v for k, v in vm.items()})
+        if rank == 0:
+            splits["val"] = (vc, val.group_ids)
+    segments = getattr(getattr(model, "cfg", None), "halt_max_steps", 1)
+    metrics["inference_flops_per_example"] = float(model.flops_per_example("eval")) * segments
+    table = getattr(getattr(model, "core", None), "puzzle_emb", None)   # a buffer: not in num_parameters
+    metrics["puzzle_emb_parameters"] = float(table.weights.numel()) if table is not None else 0.0
+    if rank == 0:
+        correctness.record(run_dir, step, splits)
+    return metrics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +301,12 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
 
     # data -> model -> engine
     spec, data = build_data(cfg, rank)
-    train_ds, test_ds = data["train"], data["test"]
+    train_ds, test_ds, val_ds = data["train"], data["test"], None
+    if cfg.train.val_examples:
+        try:
+            train_ds, val_ds = holdout(train_ds, cfg.train.val_examples)
+        except ValueError as e:
+            raise ConfigError("train.val_examples", str(e)) from None
     seed_everything(cfg.seed)                      # identical initial weights on every rank
     model = build_model(cfg.model, train_ds.meta)
     flops_per_step = float(model.flops_per_example("train")) * cfg.train.batch_size
@@ -361,7 +410,8 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
                     hooks.on_log(step, logged)
         stopped = bool(hooks.should_stop and hooks.should_stop())
         if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < steps:
-            last_eval = evaluate(eval_model(), spec, test_ds, cfg, device, rank, world)
+            last_eval = evaluate_splits(eval_model(), spec, test_ds, val_ds, cfg, device, rank,
+                                        world, run_dir, step)
             last_eval["flops_cumulative"] = flops
             history.append({"step": step, **last_eval})
             if rank == 0:
@@ -375,7 +425,8 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
             break
 
     if not stopped:
-        last_eval = evaluate(eval_model(), spec, test_ds, cfg, device, rank, world)
+        last_eval = evaluate_splits(eval_model(), spec, test_ds, val_ds, cfg, device, rank,
+                                    world, run_dir, step)
         last_eval["flops_cumulative"] = flops
         history.append({"step": step, **last_eval})
         if rank == 0 and hooks.on_eval:

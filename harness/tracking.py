@@ -136,6 +136,9 @@ class Tracker:
                          "effective_depth": result.effective_depth})
         self.set_tags({"rbench.checkpoint_dir": str(result.checkpoint_dir),
                        "rbench.final_step": str(result.step)})
+        from harness import correctness
+        if correctness.path_in(self.run_dir).is_file():    # per-example bits for the report
+            self._client.log_artifact(self.run_id, str(correctness.path_in(self.run_dir)), "eval")
         self._client.set_terminated(self.run_id, status="FINISHED")
 
     def fail(self, reason: str) -> None:

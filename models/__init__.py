@@ -6,6 +6,7 @@ contract:
     initial_carry(batch) -> flat dict of tensors (every row halted)
     forward(carry, batch, generator=None) -> (carry, loss, metrics, outputs)   one segment
     predict(batch) -> (preds [B, L], q_halt_logits [B])                        all segments, no_grad
+        (test time: predict(batch, steps=S, noise=LatentNoise(...), residuals=[]); harness/testtime.py)
     num_parameters(), puzzle_embedding_shape(), effective_depth(), flops_per_example("train" | "eval")
     puzzle_emb_step(lr, weight_decay)                                         after optimizer.step
 """

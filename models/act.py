@@ -5,9 +5,13 @@ wrapper that the engine talks to.
 the token embedding, the puzzle-embedding prefix, rotary tables, fixed initial latents, `lm_head`
 and `q_head`; a subclass implements only its recursion:
 
-    forward(latents, batch, need_logits) -> (new latents (detached), logits [B, L, V] | None,
-                                             q_logits [B, 2] = (halt, continue))
+    forward(latents, batch, need_logits, noise) -> (new latents (detached), logits [B, L, V] | None,
+                                                    q_logits [B, 2] = (halt, continue))
     segment_flops(grad) / effective_depth()
+
+`noise` (test time only, default None = no cost) is a `LatentNoise`: Gaussian noise on the
+reasoning latent once per recursion (TRM: z before each of the T recursions; HRM: z_L before each
+of the H cycles; looped / transformer: z before each loop), with a scale relative to the state's RMS.
 
 `ACTModel` wraps a Core and implements the engine contract (see models/__init__.py): the carry,
 halting with exploration, replacing halted rows by fresh data, the losses and the metrics.
@@ -22,6 +26,7 @@ Losses per row (then the mean over rows):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -35,6 +40,32 @@ from models.losses import LOSSES
 from models.puzzle_emb import PuzzleEmbedding
 
 DATA_KEYS = ("inputs", "labels", "puzzle_identifiers")
+
+
+@dataclass
+class LatentNoise:
+    """z -> z + std * rms(z) * eps,  eps ~ N(0, I) drawn from `generator`, rms per example over
+    [S, d]. Breadth at test time: K copies of a puzzle with different noise follow different
+    trajectories of the same trained model."""
+    std: float
+    generator: torch.Generator | None = None
+    rows: torch.Tensor | None = None       # [B] bool: only these rows are perturbed (None: all)
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        zf = z.float()
+        rms = zf.pow(2).mean(dim=tuple(range(1, z.dim())), keepdim=True).sqrt()   # [B, 1, 1]
+        g = self.generator
+        eps = torch.randn(z.shape, generator=g, device=g.device if g is not None else z.device,
+                          dtype=torch.float32).to(z.device)
+        scale = self.std * rms
+        if self.rows is not None:
+            scale = scale * self.rows.view(-1, *([1] * (z.dim() - 1))).to(scale)
+        return (zf + scale * eps).to(z.dtype)
+
+
+def perturb(z: torch.Tensor, noise: LatentNoise | None) -> torch.Tensor:
+    """`noise(z)`, or z itself (no work) when there is no noise."""
+    return z if noise is None or noise.std == 0 else noise(z)
 
 
 class CoreConfig(BaseModel):
@@ -81,6 +112,7 @@ class Core(nn.Module):
     """
 
     latent_names: tuple[str, ...] = ()
+    answer_latent: str = ""        # the latent the heads read (its fixed-point residual is reported)
 
     def __init__(self, cfg, meta: DatasetMeta):
         super().__init__()
@@ -160,7 +192,7 @@ class Core(nn.Module):
 
     # -- to implement -----------------------------------------------------------------------------
 
-    def forward(self, latents, batch, need_logits: bool = True):
+    def forward(self, latents, batch, need_logits: bool = True, noise: LatentNoise | None = None):
         raise NotImplementedError
 
     def segment_flops(self, grad: bool, q_grad: bool = True, need_logits: bool = True) -> float:
@@ -263,11 +295,23 @@ class ACTModel(nn.Module):
         return new_carry, loss, metrics, outputs
 
     @torch.no_grad()
-    def predict(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """All halt_max_steps segments, no early halt. -> (preds [B, L], q_halt_logits [B])."""
-        latents = self.core.init_latents(batch["inputs"].shape[0], batch["inputs"].device)
-        for _ in range(self.cfg.halt_max_steps):
-            latents, logits, q = self.core(latents, batch)
+    def predict(self, batch: dict[str, torch.Tensor], steps: int | None = None,
+                noise: LatentNoise | None = None, residuals: list | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`steps` segments (default halt_max_steps), no early halt. -> (preds [B, L], q_halt [B]).
+
+        Test time: `noise` perturbs the reasoning latent at each recursion (see `LatentNoise`);
+        `residuals`, when given, receives per segment k the fixed-point residual of the answer
+        latent per row, ||y_k - y_{k-1}|| over [S, d] (fp32, [B]), y_0 the initial state.
+        """
+        core = self.core
+        latents = core.init_latents(batch["inputs"].shape[0], batch["inputs"].device)
+        for _ in range(self.cfg.halt_max_steps if steps is None else steps):
+            new, logits, q = core(latents, batch, noise=noise)
+            if residuals is not None:
+                a = core.answer_latent
+                residuals.append((new[a].float() - latents[a].float()).flatten(1).norm(dim=1))
+            latents = new
         return logits.argmax(-1), q[:, 0]
 
     def num_parameters(self) -> int:

@@ -21,7 +21,7 @@ import torch
 from pydantic import Field, PositiveInt
 
 from benchmarks.dataset import DatasetMeta
-from models.act import Core, CoreConfig
+from models.act import Core, CoreConfig, LatentNoise, perturb
 from models.layers import Stack
 
 
@@ -41,6 +41,7 @@ class HRMConfig(CoreConfig):
 
 class HRM(Core):
     latent_names = ("z_H", "z_L")
+    answer_latent = "z_H"
 
     def __init__(self, cfg: HRMConfig, meta: DatasetMeta):
         super().__init__(cfg, meta)
@@ -49,11 +50,12 @@ class HRM(Core):
         self.f_H = Stack(cfg.H_layers, **kw)
         self.f_L = Stack(cfg.L_layers, **kw)
 
-    def forward(self, latents, batch, need_logits: bool = True):
+    def forward(self, latents, batch, need_logits: bool = True, noise: LatentNoise | None = None):
         x = self.embed(batch)                                  # [B, S, d]
         z_H, z_L = latents["z_H"], latents["z_L"]
         with torch.no_grad():
             for h in range(self.H_cycles):
+                z_L = perturb(z_L, noise)                      # test-time noise, once per H cycle
                 for l in range(self.L_cycles):
                     if not (h == self.H_cycles - 1 and l == self.L_cycles - 1):
                         z_L = self.f_L(z_L, z_H + x, self.rotary)

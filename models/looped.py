@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import PositiveInt
 
 from benchmarks.dataset import DatasetMeta
-from models.act import Core, CoreConfig
+from models.act import Core, CoreConfig, LatentNoise, perturb
 from models.layers import Stack
 
 
@@ -30,17 +30,18 @@ class LoopedConfig(CoreConfig):
 
 class Looped(Core):
     latent_names = ("z",)
+    answer_latent = "z"
 
     def __init__(self, cfg, meta: DatasetMeta, loops: int | None = None):
         super().__init__(cfg, meta)
         self.loops = cfg.loops if loops is None else loops
         self.net = Stack(cfg.layers, **self.block_kw())
 
-    def forward(self, latents, batch, need_logits: bool = True):
+    def forward(self, latents, batch, need_logits: bool = True, noise: LatentNoise | None = None):
         x = self.embed(batch)                          # [B, S, d]
         z = latents["z"]
         for _ in range(self.loops):
-            z = self.net(z, x, self.rotary)            # weight-tied, with gradient
+            z = self.net(perturb(z, noise), x, self.rotary)   # weight-tied, with gradient
         logits, q = self.heads(z, need_logits)
         return {"z": z.detach()}, logits, q
 

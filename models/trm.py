@@ -21,7 +21,7 @@ import torch
 from pydantic import Field, PositiveInt
 
 from benchmarks.dataset import DatasetMeta
-from models.act import Core, CoreConfig
+from models.act import Core, CoreConfig, LatentNoise, perturb
 from models.layers import Stack
 
 
@@ -39,6 +39,7 @@ class TRMConfig(CoreConfig):
 
 class TRM(Core):
     latent_names = ("y", "z")
+    answer_latent = "y"
 
     def __init__(self, cfg: TRMConfig, meta: DatasetMeta):
         super().__init__(cfg, meta)
@@ -51,13 +52,13 @@ class TRM(Core):
         y = self.net(y, z, self.rotary)                # y = net(y + z)       [B, S, d]
         return y, z
 
-    def forward(self, latents, batch, need_logits: bool = True):
+    def forward(self, latents, batch, need_logits: bool = True, noise: LatentNoise | None = None):
         x = self.embed(batch)                          # [B, S, d]
         y, z = latents["y"], latents["z"]
         with torch.no_grad():
             for _ in range(self.T - 1):
-                y, z = self.latent_recursion(x, y, z)
-        y, z = self.latent_recursion(x, y, z)          # full backprop through n+1 calls
+                y, z = self.latent_recursion(x, y, perturb(z, noise))
+        y, z = self.latent_recursion(x, y, perturb(z, noise))          # full backprop through n+1 calls
         logits, q = self.heads(y, need_logits)
         return {"y": y.detach(), "z": z.detach()}, logits, q
 

@@ -1,0 +1,82 @@
+"""Fits recover known laws, their bootstrap intervals cover the truth, and thin data is refused."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from reports import fits
+from reports.intervals import Cell, bootstrap
+from tests.reports.synthetic import ALPHA, PHI, law_cells
+
+
+@pytest.mark.slow
+def test_phi_and_exponents_are_inside_their_95_intervals_in_90_of_100_repetitions():
+    rng = np.random.default_rng(0)
+    hits = {"phi": 0, "alpha (joint)": 0, "alpha (transformers)": 0}
+    for rep in range(100):
+        N, r, cells = law_cells(rng)
+        acc = np.array([c.mean for c in cells])
+        draws = bootstrap(cells, n_boot=100, seed=rep)
+        eq = fits.equivalence(N, r, acc, draws)
+        tf = r == 1
+        pw = fits.power_law(N[tf], acc[tf], draws[:, tf])
+        assert eq.converged > 0.95 and pw.converged > 0.95
+        hits["phi"] += eq.lo["phi"] <= PHI <= eq.hi["phi"]
+        hits["alpha (joint)"] += eq.lo["alpha"] <= ALPHA <= eq.hi["alpha"]
+        hits["alpha (transformers)"] += pw.lo["alpha"] <= ALPHA <= pw.hi["alpha"]
+    assert min(hits.values()) >= 90, hits
+
+
+@pytest.mark.slow
+def test_interval_narrows_as_seeds_are_added():
+    rng = np.random.default_rng(1)
+    widths = []
+    for seeds in (1, 4, 16):
+        w = []
+        for rep in range(4):
+            N, r, cells = law_cells(rng, seeds=seeds, puzzles=200, sigma=0.3)
+            acc = np.array([c.mean for c in cells])
+            eq = fits.equivalence(N, r, acc, bootstrap(cells, n_boot=100, seed=rep))
+            w.append(eq.hi["phi"] - eq.lo["phi"])
+        widths.append(np.median(w))
+    assert widths[0] > widths[1] > widths[2], widths
+
+
+def test_saturating_law_finds_a_peak_and_fall():
+    """A TRM-like depth sweep that peaks near 40 and falls: the fitted peak is there, the fall is
+    significant (lam's interval excludes 0), and the hold-out check predicts the deepest point."""
+    rng = np.random.default_rng(2)
+    c, tau, lam = 0.9, 12.0, 0.012                   # peak at tau*ln(1 + 1/(lam*tau)) ~ 23
+    d = np.array([4, 8, 16, 24, 32, 48, 64, 96])
+    p = fits._depth_curve(np.array([c, math.log(tau), lam]), d)[0]
+    cells = [Cell(rng.random((3, 400)) < q, np.arange(400)) for q in p]
+    acc = np.array([x.mean for x in cells])
+    draws = bootstrap(cells, n_boot=200, seed=0)
+    f = fits.saturating(d, acc, draws)
+    assert f.ok and f.lo["lam"] > 0
+    true_peak = fits.peak_depth(tau, lam)
+    assert f.extra["peak_lo"] <= true_peak <= f.extra["peak_hi"]
+    assert abs(f.extra["peak"] - true_peak) < 6
+    h = fits.holdout("depth", d, acc, draws)
+    assert h["ok"] and abs(h["error"]) < 0.1 and h["lo"] <= h["observed"] <= h["hi"]
+
+
+def test_exchange_rate_is_r_to_the_phi_under_the_law():
+    """Under error = A (N r^phi)^-alpha a transformer needs r^phi times the parameters."""
+    N = np.array([1e4, 1e5, 1e6, 1e7])
+    acc = 1 - 5.0 * N ** -0.35
+    pw = fits.power_law(N, acc)
+    for r in (2, 8):
+        got = fits.exchange_rate(pw, 1e4, 1 - 5.0 * (1e4 * r ** 0.5) ** -0.35)
+        assert got["multiple"] == pytest.approx(r ** 0.5, rel=1e-3)
+
+
+def test_thin_data_is_refused_in_words():
+    f = fits.power_law([1e4, 1e5], [0.2, 0.4])
+    assert not f.ok and "3 or more parameter counts, has 2" in f.reason
+    assert not fits.saturating([1, 2, 4], [0.1, 0.2, 0.3]).ok
+    eq = fits.equivalence([1e4, 1e5, 1e4], [1, 1, 1], [0.1, 0.2, 0.3])
+    assert not eq.ok and "recurrence counts above 1 (has 0)" in eq.reason
+    assert not fits.holdout("power", [1e4, 1e5, 1e6], [0.1, 0.2, 0.3])["ok"]
