@@ -518,8 +518,8 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from harness.launch import FAILURE_KEY, JobSpec, TrialFailed, run_job, to_train_result
-    from harness.tracking import Tracker
-    from harness.tracking_sweep import NAME_TAG, ROLE_TAG, SWEEP_TAG, TRIAL_TAG, find_trial_run
+    from harness.tracking import MlflowTracker as Tracker
+    from harness.tracking.sweep import NAME_TAG, ROLE_TAG, SWEEP_TAG, TRIAL_TAG, find_trial_run
 
     meta = config[TRIAL_KEY]
     number, seed = int(meta["number"]), int(config["seed"])
@@ -589,7 +589,7 @@ def _callback(uri: str | None, experiment: str, sweep_id: str):
     from ray.tune import Callback
 
     from harness.launch import FINAL_KEY
-    from harness.tracking_sweep import end_run, find_trial_run
+    from harness.tracking.sweep import end_run, find_trial_run
 
     class CloseStoppedTrials(Callback):
         def _close(self, trial, status: str, reason: str) -> None:
@@ -642,7 +642,7 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
 
     from harness.launch import ensure_ray
     from harness.tracking import artifact_root, ensure_experiment, resolve_uri
-    from harness.tracking_sweep import end_run, start_parent_run
+    from harness.tracking.sweep import end_run, start_parent_run
 
     sw = load_spec(spec_path)
     spec, sweep_dir = sw.spec, sw.sweep_dir

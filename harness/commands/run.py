@@ -25,19 +25,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="data-parallel workers on Ray")
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
+    p.add_argument("--from", dest="data_from", action="append", default=[], metavar="PATH",
+                   help="the task's data from local files (as `rbench data build --from`): a CSV, "
+                        "a folder with train.csv and test.csv, or split=FILE (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=main)
 
 
-def load_and_check(path: str, overrides: list[str]) -> ExperimentConfig:
-    """Everything that can be validated before work starts: schema, then the task's parameters."""
-    from benchmarks.registry import resolve
+def load_and_check(path: str, overrides: list[str], *, data_from: list[str] | None = None,
+                   workers: int = 1) -> ExperimentConfig:
+    """Everything that can be validated before work starts (harness/preflight.py): the schema,
+    the device, the task's parameters and data files, the model's sizing. Nothing is written but
+    the task's data cache."""
+    from harness.preflight import preflight
 
     cfg = load_experiment(path, overrides)
-    try:
-        resolve(cfg.task)
-    except ConfigError as e:
-        raise e.with_source(str(path) + (" + overrides" if overrides else "")) from None
+    source = str(path) + (" + overrides" if overrides else "")
+    if data_from:
+        from benchmarks.registry import family_of
+        try:
+            params = family_of(cfg.task.name).local_source(data_from)
+        except ConfigError as e:
+            raise e.with_source(source) from None
+        cfg = cfg.model_copy(update={"task": cfg.task.model_validate(
+            {**cfg.task.model_dump(), **params})})
+    preflight(cfg, source, workers=workers)
     return cfg
 
 
@@ -58,57 +70,55 @@ def pick_run_dir(cfg: ExperimentConfig, run_dir: Path | None, resume: bool) -> P
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_and_check(args.config, args.overrides)
-    run_dir = pick_run_dir(cfg, args.run_dir, args.resume)
     address = args.address or os.environ.get("RAY_ADDRESS")
-    if args.workers is not None or address:
-        from harness.launch import launch
-        result = launch(cfg, run_dir=run_dir, workers=args.workers or 1,
-                        gpus_per_worker=args.gpus_per_worker, address=address, resume=args.resume)
-        run_id = _read_run_id(run_dir)
-    else:
-        from harness.engine import TrainingDiverged
-        from harness.tracking import TrackingError
-        try:
-            result, run_id = run_local(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
-        except (TrainingDiverged, TrackingError) as e:
-            # Not a usage error (exit 2) but a failed run: one line, where its files are, exit 1.
-            print(f"rbench: error: {e} (run files: {run_dir})", file=sys.stderr)
-            return 1
+    ray = args.workers is not None or bool(address)
+    cfg = load_and_check(args.config, args.overrides, data_from=args.data_from,
+                         workers=args.workers or 1)
+    run_dir = pick_run_dir(cfg, args.run_dir, args.resume)
+    from harness.engine import TrainingDiverged
+    from harness.launch import TrialFailed
+    from harness.tracking import TrackingError, read_run_id
+    try:
+        if ray:
+            from harness.launch import launch
+            result = launch(cfg, run_dir=run_dir, workers=args.workers or 1,
+                            gpus_per_worker=args.gpus_per_worker, address=address,
+                            resume=args.resume)
+            run_id = read_run_id(run_dir) if cfg.tracking.enabled else None
+        else:
+            result, run_id = run_local(cfg, run_dir, resume=args.resume,
+                                       progress=not args.no_progress)
+    except (TrainingDiverged, TrackingError, TrialFailed) as e:
+        # Not a usage error (exit 2) but a failed run: one line, where its files are, exit 1.
+        print(f"rbench: error: {e} (run files: {run_dir})", file=sys.stderr)
+        return 1
     print_summary(result, run_id)
     return 0
 
 
-def _read_run_id(run_dir: Path) -> str | None:
-    from harness.tracking import read_run_id
-    return read_run_id(run_dir)
-
-
 def run_local(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
-    """Train in this process with MLflow tracking (rank 0). Returns (TrainResult, mlflow run id)."""
+    """Train in this process, tracked (MLflow in a helper process, see harness/tracking/process.py:
+    importing MLflow and writing each batch cost time the training loop need not wait for; and
+    the helper ends the run if this process dies). Returns (TrainResult, MLflow run id or None)."""
     from harness import checkpoint
     from harness.engine import Hooks, train
-    from harness.tracking import read_run_id
-    from harness.tracking_process import TrackerProcess
+    from harness.tracking import EVAL_PREFIX, Outcome, open_tracker, read_run_id
 
     resume_from = checkpoint.latest(run_dir) if resume else None
-    if not cfg.tracking.enabled:
-        return train(cfg, run_dir, resume_from=resume_from, progress=progress), None
-    # MLflow works in a helper process (see harness/tracking_process.py): importing it, opening its
-    # store and writing each batch cost seconds that the training loop need not wait for.
-    tracker = TrackerProcess(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None)
-    tracker.start()
-    hooks = Hooks(on_log=tracker.log_metrics,
-                  on_eval=lambda step, m: tracker.log_metrics(step, m, prefix="eval/"))
+    tracker = open_tracker(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None)
     try:
-        result = train(cfg, run_dir, resume_from=resume_from, hooks=hooks, progress=progress)
-        tracker.finish(result)
-    except BaseException as e:
-        tracker.fail(f"{type(e).__name__}: {e}")
-        raise
+        run_id = tracker.start()
+        hooks = Hooks(on_log=tracker.log_metrics,
+                      on_eval=lambda step, m: tracker.log_metrics(step, m, prefix=EVAL_PREFIX))
+        try:
+            result = train(cfg, run_dir, resume_from=resume_from, hooks=hooks, progress=progress)
+        except BaseException as e:      # FAILED with the reason, or KILLED by Ctrl-C
+            tracker.finish_quietly(Outcome.of_exception(e))
+            raise
+        tracker.finish(Outcome.finished(result))
     finally:
         tracker.close()
-    return result, tracker.run_id
+    return result, run_id
 
 
 def print_summary(result, run_id: str | None) -> None:
