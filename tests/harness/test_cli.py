@@ -1,6 +1,7 @@
 """`rbench run` as a user meets it: one-line errors with exit code 2, one MLflow run per job."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -47,6 +48,45 @@ def test_bad_config_is_one_line_exit_2_and_no_run(tmp_path, runs_dir, capsys, ca
     assert len(err.splitlines()) == 1 and words in err and str(path) in err, err
     assert mlflow_runs(runs_dir) == []
     assert not any(runs_dir.glob("cli-*")), "no run folder for a config that never ran"
+
+
+def _bad_csv(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,question,answer,rating\nx,1.3.,1234,0\n")   # a 4x4 grid has 16 cells
+    return bad
+
+
+@pytest.mark.parametrize("case", ["cuda on a CPU machine", "match_params out of range",
+                                  "malformed --from CSV", "unknown task parameter"])
+def test_errors_found_before_training_leave_no_run(tmp_path, runs_dir, capsys, case):
+    """Caught by the preflight (harness/preflight.py), before any MLflow run or run folder."""
+    import torch
+    path = write_cfg(tmp_path, runs_dir)
+    args, named, key = {
+        "cuda on a CPU machine": (["engine.device=cuda"], str(path), "engine.device"),
+        "match_params out of range": (["model.match_params=10"], str(path), "model.match_params"),
+        "malformed --from CSV": (["--from", str(_bad_csv(tmp_path))], str(tmp_path / "bad.csv"), ":2:"),
+        "unknown task parameter": (["task.colour=red"], str(path), "task.colour"),
+    }[case]
+    if case.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = main(["run", str(path), "--no-progress", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and named in err and key in err, err
+    assert mlflow_runs(runs_dir) == []
+    assert not any(runs_dir.glob("cli-*")), "no run folder for a config that never ran"
+
+
+@pytest.mark.slow
+def test_a_run_with_tracking_off_still_records_its_provenance(tmp_path, runs_dir, capsys):
+    path = write_cfg(tmp_path, runs_dir, tracking={"enabled": False})
+    assert main(["run", str(path), "--no-progress", "train.steps=2"]) == 0
+    assert "(tracking disabled)" in capsys.readouterr().out
+    run_dir = next(runs_dir.glob("cli-*"))
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    assert prov["git_commit"] and prov["packages"]["torch"] != "absent" and "argv" in prov
+    assert not (runs_dir / "mlflow.db").exists()
 
 
 def test_missing_file_exit_2(tmp_path, capsys):
