@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 import yaml
+from pathlib import Path
 
 from harness.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_cfg(tmp_path, runs_dir, **extra):
@@ -157,3 +161,46 @@ def test_unreachable_tracking_store_is_one_line_exit_1(tmp_path, runs_dir, capsy
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1, err
     assert err.startswith("rbench: error: MLflow (sqlite:///") and "run files:" in err, err
+
+
+@pytest.mark.slow
+def test_ui_serves_the_runs_on_localhost_and_ctrl_c_stops_everything(tmp_path, runs_dir):
+    import signal
+    import socket
+    import urllib.request
+
+    import psutil
+
+    from harness.tracking import tags as T
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--runs-dir", str(runs_dir),
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=(tmp_path / "ui.log").open("w"), text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        line = proc.stdout.readline()            # printed once the server answers
+        assert line.strip() == f"MLflow: http://127.0.0.1:{port}/", (tmp_path / "ui.log").read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            assert r.status == 200
+        children[:] = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the server runs in child processes"
+        listening = {c.laddr for c in psutil.net_connections("tcp") if c.status == "LISTEN"
+                     and c.laddr.port == port}
+        assert {a.ip for a in listening} == {"127.0.0.1"}, listening
+        exp = mlflow_client(runs_dir).get_experiment_by_name("rbench")
+        assert exp.tags[T.EXPERIMENT_KIND_TAG] == "custom_model_development"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, [p.pid for p in alive]
+    finally:
+        for p in [proc, *children]:
+            if p.poll() is None if p is proc else p.is_running():
+                p.kill()
+
+
+def mlflow_client(runs_dir):
+    from mlflow.tracking import MlflowClient
+    return MlflowClient(tracking_uri=f"sqlite:///{runs_dir / 'mlflow.db'}")
