@@ -178,7 +178,9 @@ def test_ui_serves_the_runs_on_localhost_and_ctrl_c_stops_everything(tmp_path, r
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--runs-dir", str(runs_dir),
                              "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=(tmp_path / "ui.log").open("w"), text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                            stderr=(tmp_path / "ui.log").open("w"), text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    children: list = []
     try:
         line = proc.stdout.readline()            # printed once the server answers
         assert line.strip() == f"MLflow: http://127.0.0.1:{port}/", (tmp_path / "ui.log").read_text()
