@@ -107,7 +107,7 @@ def run_local(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, pro
     resume_from = checkpoint.latest(run_dir) if resume else None
     tracker = open_tracker(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None)
     try:
-        run_id = tracker.start()
+        tracker.start()
         hooks = Hooks(on_log=tracker.log_metrics,
                       on_eval=lambda step, m: tracker.log_metrics(step, m, prefix=EVAL_PREFIX))
         try:
@@ -116,6 +116,7 @@ def run_local(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, pro
             tracker.finish_quietly(Outcome.of_exception(e))
             raise
         tracker.finish(Outcome.finished(result))
+        run_id = tracker.run_id
     finally:
         tracker.close()
     return result, run_id

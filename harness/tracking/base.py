@@ -68,11 +68,12 @@ class Tracker(ABC):
     """One tracked run. Implementations: ProcessTracker (MLflow in a helper process),
     MlflowTracker (MLflow in this process), NullTracker (tracking off)."""
 
-    run_id: str | None = None
+    run_id: str | None = None           # known once started (None: not tracked)
 
     @abstractmethod
-    def start(self) -> str | None:
-        """Create the run, or reopen `run_id` (resume). Returns the run id (None: not tracked)."""
+    def start(self) -> None:
+        """Create the run, or reopen `run_id` (resume). May return before the run exists
+        (ProcessTracker); reading `run_id` then waits for it."""
 
     @abstractmethod
     def log_params(self, params: dict[str, Any]) -> None: ...

@@ -44,7 +44,7 @@ class ProcessTracker(Tracker):
                  parent_run_id: str | None = None, tags: dict[str, str] | None = None,
                  record_id: bool = True, owns_run: bool = True, vanish_status: str = FAILED,
                  vanish_reason: str | None = None, nice: int = 19):
-        self.uri, self.run_id = resolve_uri(cfg), run_id
+        self.uri, self._run_id, self._started = resolve_uri(cfg), run_id, False
         self._next_id, self._outstanding = 0, 0
         self._answers: queue.Queue = queue.Queue()
         self._dead = False
@@ -68,6 +68,13 @@ class ProcessTracker(Tracker):
     @property
     def pid(self) -> int:
         return self._proc.pid
+
+    @property
+    def run_id(self) -> str | None:
+        """The run's id; waits for the helper to create the run if it has not answered yet."""
+        if self._run_id is None and self._started and not self._dead:
+            self._drain(block=True)
+        return self._run_id
 
     # -- transport -----------------------------------------------------------------------------
     def _read(self) -> None:
@@ -105,17 +112,18 @@ class ProcessTracker(Tracker):
             if not answer["ok"]:
                 raise TrackingError(answer["error"])
             if answer.get("run_id"):
-                self.run_id = answer["run_id"]
+                self._run_id = answer["run_id"]
 
     # -- the Tracker interface -----------------------------------------------------------------
     def wait(self) -> None:
         """Until every request sent so far has been answered (raises the first failure)."""
         self._drain(block=True)
 
-    def start(self) -> str | None:
+    def start(self) -> None:
+        """Returns at once: the helper creates (or reopens) the run while training sets up. A
+        failure is raised by the next call; `run_id` waits for the answer."""
         self._send("start", {})
-        self._drain(block=True)          # the id is known (and the run exists) from here on
-        return self.run_id
+        self._started = True
 
     def log_metrics(self, step: int, metrics: dict[str, float], prefix: str = T.TRAIN_PREFIX) -> None:
         self._send("log_metrics", {"step": int(step), "prefix": prefix, "ts": int(time.time() * 1000),
@@ -168,6 +176,7 @@ def _watch(parent_pid: int, inbox: queue.Queue) -> None:
     threading.Thread(target=read, daemon=True).start()
     while os.getppid() == parent_pid:
         time.sleep(PARENT_POLL_S)
+    time.sleep(2 * PARENT_POLL_S)       # let the reader take in what the parent wrote last
     inbox.put(None)
 
 

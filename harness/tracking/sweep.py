@@ -39,10 +39,11 @@ def start_parent_run(cfg, *, sweep_id: str, sweep_name: str, sweep_dir: Path,
     watcher = ProcessTracker(cfg, run_dir=sweep_dir, run_id=run_id, vanish_status=KILLED,
                              vanish_reason=DRIVER_GONE.format(pid=os.getpid()),
                              tags={SWEEP_TAG: sweep_id, NAME_TAG: sweep_name, ROLE_TAG: "sweep"})
-    rid = watcher.start()
+    watcher.start()
+    rid = watcher.run_id
     if run_id is None:
         watcher.log_artifacts({"sweep.yaml": spec})
-        watcher.wait()
+    watcher.wait()
     old = _WATCHERS.pop(rid, None)
     if old is not None:
         old.close()

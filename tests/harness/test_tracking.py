@@ -90,7 +90,8 @@ def test_tracking_off_is_the_null_tracker_and_no_helper_falls_back_in_process(ru
     monkeypatch.setattr(subprocess, "Popen", no_fork)
     inproc = open_tracker(make_cfg(runs_dir), run_dir=runs_dir / "r")
     assert isinstance(inproc, MlflowTracker)
-    rid = inproc.start()
+    inproc.start()
+    rid = inproc.run_id
     inproc.finish(Outcome.killed("stopped by hand"))
     run = client(runs_dir).get_run(rid)
     assert run.info.status == "KILLED" and run.data.tags[T.STOP_TAG] == "stopped by hand"
@@ -112,7 +113,8 @@ def test_experiment_is_a_training_experiment_with_a_description(runs_dir):
 def test_a_reopened_run_logs_each_step_once(runs_dir):
     """Resuming from a checkpoint at step 6 re-trains steps 7..10, logged before the crash."""
     first = MlflowTracker(make_cfg(runs_dir), run_dir=runs_dir / "r")
-    rid = first.start()
+    first.start()
+    rid = first.run_id
     for step in range(1, 11):
         first.log_metrics(step, {"loss": float(step)})
     first.log_metrics(10, {"exact_accuracy": 0.1}, prefix=T.EVAL_PREFIX)
