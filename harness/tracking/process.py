@@ -193,6 +193,14 @@ def main() -> int:
     except (AttributeError, OSError, ValueError):
         pass
     inbox: queue.Queue = queue.Queue()
+
+    def reply(answer: dict[str, Any]) -> None:
+        # The parent may be gone (that is what the helper is for): its requests still count.
+        try:
+            channel.write(json.dumps(answer) + "\n")
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
     first = json.loads(sys.stdin.readline() or "null")
     if not first or first.get("op") != "init":
         return 2
@@ -207,7 +215,7 @@ def main() -> int:
     except Exception as e:  # noqa: BLE001
         answer = {"id": first["id"], "ok": False, "error": f"{type(e).__name__}: {e}"[:500]}
         tracker = None
-    channel.write(json.dumps(answer) + "\n")
+    reply(answer)
     if tracker is None:
         return 1
 
@@ -242,7 +250,7 @@ def main() -> int:
                 pending.append((args["step"], args["metrics"], args["prefix"], args["ts"]))
                 if time.monotonic() - last_flush >= flush_s:
                     flush()
-                channel.write(json.dumps(answer) + "\n")
+                reply(answer)
                 continue
             flush()
             if op == "start":
@@ -264,7 +272,7 @@ def main() -> int:
         except Exception as e:  # noqa: BLE001 - every failure goes back to the parent, one line
             text = str(e) if isinstance(e, TrackingError) else f"MLflow ({tracker.uri}): {type(e).__name__}: {e}"
             answer = {"id": msg["id"], "ok": False, "error": (text.strip().splitlines() or [""])[0][:500]}
-        channel.write(json.dumps(answer) + "\n")
+        reply(answer)
 
     # The parent is gone. Write what it logged; end its run if it died without doing so.
     if not started or tracker.run_id is None:

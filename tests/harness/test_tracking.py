@@ -200,3 +200,35 @@ def test_a_dead_sweep_driver_leaves_its_parent_run_killed_and_resume_reopens_it(
     run = wait_for(lambda: (r := c.get_run(rid)).info.status != "RUNNING" and r, 30,
                    "the reopened parent run leaves RUNNING")
     assert run.info.status == "KILLED" and run.data.tags[T.ATTEMPT_TAG] == "2"
+
+
+WORKER = """
+import os, signal, sys
+from harness.config import validate
+from harness.tracking import MlflowTracker, open_tracker
+cfg = validate({"name": "w", "runs_dir": sys.argv[1], "task": {"name": "sudoku-4x4"},
+                "model": {"arch": "transformer", "hidden": 32, "heads": 2, "layers": 1}}, "test")
+driver = MlflowTracker(cfg, run_dir=sys.argv[1] + "/job")       # the Ray driver's part
+driver.start()
+print(driver.run_id, flush=True)
+worker = open_tracker(cfg, run_dir=sys.argv[1] + "/rank0", run_id=driver.run_id, record_id=False,
+                      owns_run=False)
+worker.start()
+for step in range(1, 51):
+    worker.log_metrics(step, {"loss": 1.0 / step})
+os.kill(os.getpid(), signal.SIGKILL)        # before the helper has answered (or written) them
+"""
+
+
+def test_a_killed_workers_helper_writes_what_it_was_sent_and_leaves_the_run_to_the_driver(runs_dir):
+    env = {**os.environ, "PYTHONPATH": REPO, "RBENCH_TRACKER_FLUSH_S": "60"}
+    out = subprocess.run([sys.executable, "-c", WORKER, str(runs_dir)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    rid = out.stdout.split()[0]
+    c = client(runs_dir)
+    wait_for(lambda: len(c.get_metric_history(rid, "train/loss")) == 50, 30,
+             "all 50 steps written after the worker died")
+    time.sleep(1.5)
+    assert c.get_run(rid).info.status == "RUNNING"      # the driver ends it (Ray retries workers)
+    assert not (runs_dir / "rank0" / T.RUN_FILE).exists()
