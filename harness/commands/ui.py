@@ -5,7 +5,7 @@ light: one worker and no job-execution workers (MLFLOW_SERVER_ENABLE_JOB_EXECUTI
 experiment in the store is tagged as a training experiment first, so the UI opens on its runs
 table. With `--optuna`, an optuna-dashboard per sweep study storage (`<runs-dir>/sweeps/*/`) on
 the next ports. Servers bind 127.0.0.1 unless `--host` says otherwise. Prints the URLs; Ctrl-C
-stops everything (exit 0).
+stops everything (exit 0); so does SIGTERM.
 """
 from __future__ import annotations
 
@@ -85,12 +85,24 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = START_TIMEO
     raise UserError(f"{url}: no answer within {timeout:.0f} s")
 
 
+def _check_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise UserError(f"--port: {host}:{port} is not free ({e.strerror}); pick another "
+                            "with --port") from None
+
+
 def stop(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM each server's process group (its workers too), then SIGKILL what is left."""
+    """SIGINT each server's process group (its workers too: what Ctrl-C does in a terminal),
+    then SIGKILL what is left after 10 s."""
     for p in procs:
         if p.poll() is None:
             try:
-                os.killpg(p.pid, signal.SIGTERM)
+                os.killpg(p.pid, signal.SIGINT)
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + 10
@@ -106,8 +118,17 @@ def stop(procs: list[subprocess.Popen]) -> None:
         p.wait()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
     from harness.tracking import default_uri
+
+    # Ctrl-C and SIGTERM both stop the servers cleanly (a shell starting this in the background
+    # leaves SIGINT ignored: take it back).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port: expected a port number, got {args.port}")
@@ -118,6 +139,8 @@ def main(args: argparse.Namespace) -> int:
     storages = study_storages(runs_dir) if args.optuna else []
     if args.optuna and not storages:
         raise UserError(f"--optuna: no sweep under {runs_dir}/sweeps (run `rbench sweep SPEC` first)")
+    for port in range(args.port, args.port + 1 + len(storages)):
+        _check_free(args.host, port)           # before touching the store
     tag_experiments(uri, runs_dir)
 
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",

@@ -169,27 +169,36 @@ def test_ui_serves_the_runs_on_localhost_and_ctrl_c_stops_everything(tmp_path, r
     import socket
     import urllib.request
 
+    import optuna
     import psutil
 
     from harness.tracking import tags as T
 
+    sweep = runs_dir / "sweeps" / "s"                    # a sweep's study, as `rbench sweep` keeps it
+    sweep.mkdir(parents=True)
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    optuna.create_study(storage=storage, study_name="s-1").optimize(lambda t: t.suggest_float("x", 0, 1), 2)
+    (sweep / "sweep.json").write_text(json.dumps({"storage": storage}))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--runs-dir", str(runs_dir),
-                             "--port", str(port)], stdout=subprocess.PIPE,
+                             "--port", str(port), "--optuna"], stdout=subprocess.PIPE,
                             stderr=(tmp_path / "ui.log").open("w"), text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     children: list = []
     try:
-        line = proc.stdout.readline()            # printed once the server answers
-        assert line.strip() == f"MLflow: http://127.0.0.1:{port}/", (tmp_path / "ui.log").read_text()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
-            assert r.status == 200
+        lines = [proc.stdout.readline().strip() for _ in range(2)]   # printed once each answers
+        assert lines == [f"MLflow: http://127.0.0.1:{port}/",
+                         f"Optuna ({storage}): http://127.0.0.1:{port + 1}/"], \
+            (lines, (tmp_path / "ui.log").read_text())
+        for p in (port, port + 1):
+            with urllib.request.urlopen(f"http://127.0.0.1:{p}/", timeout=10) as r:
+                assert r.status == 200
         children[:] = psutil.Process(proc.pid).children(recursive=True)
-        assert children, "the server runs in child processes"
+        assert len(children) >= 2, "the servers run in child processes"
         listening = {c.laddr for c in psutil.net_connections("tcp") if c.status == "LISTEN"
-                     and c.laddr.port == port}
+                     and c.laddr.port in (port, port + 1)}
         assert {a.ip for a in listening} == {"127.0.0.1"}, listening
         exp = mlflow_client(runs_dir).get_experiment_by_name("rbench")
         assert exp.tags[T.EXPERIMENT_KIND_TAG] == "custom_model_development"
