@@ -19,8 +19,16 @@ from pathlib import Path
 from harness.tracking.base import FAILED, FINISHED, KILLED, NullTracker, Outcome, Tracker, TrackingError
 from harness.tracking.inprocess import MlflowTracker
 from harness.tracking.process import ProcessTracker
-from harness.tracking.store import (artifact_root, client, default_uri, ensure_experiment, flatten,
-                                    read_run_id, resolve_uri, search_runs)
+from harness.tracking.store import (
+    artifact_root,
+    client,
+    default_uri,
+    ensure_experiment,
+    flatten,
+    read_run_id,
+    resolve_uri,
+    search_runs,
+)
 from harness.tracking.tags import EVAL_PREFIX, TRAIN_PREFIX
 
 HELPER_ENV = "RBENCH_TRACKING_HELPER"     # "0": MLflow in the calling process

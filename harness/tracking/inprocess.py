@@ -12,8 +12,14 @@ from typing import Any
 
 from harness.tracking import tags as T
 from harness.tracking.base import FINISHED, Outcome, Tracker, TrackingError
-from harness.tracking.store import (artifact_root, client, ensure_experiment, flatten, resolve_uri,
-                                    write_run_id)
+from harness.tracking.store import (
+    artifact_root,
+    client,
+    ensure_experiment,
+    flatten,
+    resolve_uri,
+    write_run_id,
+)
 
 PARAM_BATCH, METRIC_BATCH, VALUE_LIMIT = 100, 1000, 6000     # MLflow's limits per request / value
 

@@ -5,10 +5,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
-from pathlib import Path
 
 from harness.cli import main
 

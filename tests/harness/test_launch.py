@@ -79,6 +79,7 @@ def test_ray_temp_dir_stays_in_runs_unless_sockets_would_not_fit():
 def _module_weights(step_dir):
     """The model parameters in a DeepSpeed checkpoint (ZeRO 0: rank 0's model-states file)."""
     import torch
+
     from harness.checkpoint import DS_TAG
     files = sorted((step_dir / DS_TAG).glob("mp_rank_00_model_states.pt"))
     assert files, f"no model states under {step_dir}"

@@ -12,8 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.config import validate
-from harness.tracking import (MlflowTracker, NullTracker, Outcome, ProcessTracker, TrackingError,
-                              open_tracker)
+from harness.tracking import MlflowTracker, NullTracker, Outcome, ProcessTracker, TrackingError, open_tracker
 from harness.tracking import tags as T
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
