@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.tracking.base import KILLED, Outcome
+from harness.tracking.inprocess import MlflowTracker
 from harness.tracking.inprocess import end_run as _end_run
 from harness.tracking.process import ProcessTracker
 from harness.tracking.store import client, search_runs
@@ -36,9 +37,16 @@ def start_parent_run(cfg, *, sweep_id: str, sweep_name: str, sweep_dir: Path,
 
     cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(
         update={"run_name": f"sweep:{sweep_id}"})})
-    watcher = ProcessTracker(cfg, run_dir=sweep_dir, run_id=run_id, vanish_status=KILLED,
-                             vanish_reason=DRIVER_GONE.format(pid=os.getpid()),
-                             tags={SWEEP_TAG: sweep_id, NAME_TAG: sweep_name, ROLE_TAG: "sweep"})
+    tags = {SWEEP_TAG: sweep_id, NAME_TAG: sweep_name, ROLE_TAG: "sweep"}
+    try:
+        watcher = ProcessTracker(cfg, run_dir=sweep_dir, run_id=run_id, vanish_status=KILLED,
+                                 vanish_reason=DRIVER_GONE.format(pid=os.getpid()), tags=tags)
+    except OSError:        # no helper can be started here: an unwatched parent run
+        tracker = MlflowTracker(cfg, run_dir=sweep_dir, run_id=run_id, tags=tags)
+        tracker.start()
+        if run_id is None:
+            tracker.log_artifacts({"sweep.yaml": spec})
+        return tracker.run_id
     watcher.start()
     rid = watcher.run_id
     if run_id is None:
