@@ -179,6 +179,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+@pytest.mark.slow
 def test_a_dead_sweep_driver_leaves_its_parent_run_killed_and_resume_reopens_it(runs_dir):
     env = {**os.environ, "PYTHONPATH": REPO}
     c = client(runs_dir)
@@ -219,6 +220,7 @@ os.kill(os.getpid(), signal.SIGKILL)        # before the helper has answered (or
 """
 
 
+@pytest.mark.slow
 def test_a_killed_workers_helper_writes_what_it_was_sent_and_leaves_the_run_to_the_driver(runs_dir):
     env = {**os.environ, "PYTHONPATH": REPO, "RBENCH_TRACKER_FLUSH_S": "60"}
     out = subprocess.run([sys.executable, "-c", WORKER, str(runs_dir)], env=env,
