@@ -13,7 +13,7 @@ import sys
 from harness.errors import UserError
 
 # Modules under harness/commands that contribute sub-commands, in help order.
-COMMAND_MODULES = ("run", "eval", "model", "data", "sweep", "report", "demo")
+COMMAND_MODULES = ("run", "eval", "model", "data", "sweep", "report", "demo", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:

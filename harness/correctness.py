@@ -64,3 +64,10 @@ def read(path: Path) -> dict:
         if len(bits) != len(steps):
             raise ValueError(f"{path}: {s} has {len(bits)} evaluations, steps has {len(steps)}")
     return {"steps": steps, "splits": splits}
+
+
+def upload(tracker, run_dir: Path) -> None:
+    """Log the run's correctness file (if it has one) on `tracker`'s run, under eval/."""
+    path = path_in(run_dir)
+    if path.is_file():
+        tracker.log_file(path, RELPATH.parent.as_posix())

@@ -4,6 +4,7 @@
 
 It knows nothing of Ray or MLflow: callers observe it through `Hooks`. If torch.distributed is already
 initialised (a Ray Train worker) it joins that process group; otherwise it makes a one-process group.
+Rank 0 writes config.yaml and provenance.json (commit, packages, command) into the run folder.
 
 Deep supervision: a carry (latents, segment count, halted flag, current example) lives across
 optimizer steps. Every step runs ONE supervision segment for the whole batch and one optimizer step;
@@ -32,6 +33,7 @@ from harness.ema import EMA, master_weights
 from harness.errors import ConfigError
 from harness.optim import build_optimizer
 from harness.progress import Progress
+from harness.provenance import write_provenance
 from harness.seeding import seed_everything, step_generator
 
 
@@ -298,6 +300,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(cfg.to_yaml())
+        write_provenance(run_dir)                  # tracking on or off (harness/provenance.py)
 
     # data -> model -> engine
     spec, data = build_data(cfg, rank)

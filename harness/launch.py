@@ -19,9 +19,11 @@ merges the per-rank files of one step into one storage directory (`checkpoint_di
 real cluster the run folder must be on storage every node can reach (NFS, or pass `storage=` a
 URI Ray understands, e.g. s3://...).
 
-MLflow: the driver creates the run and passes its id to the workers; only rank 0 reopens it and
-logs. A worker-group retry therefore keeps logging into the same run (no duplicate runs), and the
-driver closes it (FINISHED with final metrics, or FAILED with the reason).
+MLflow (harness/tracking): the driver creates the run and passes its id to the workers; only
+rank 0 reopens it and logs, through its own helper process. A worker-group retry therefore keeps
+logging into the same run (no duplicate runs; the steps re-trained after the restored checkpoint
+are not logged twice), and the driver ends it (FINISHED with final metrics, or FAILED / KILLED
+with the reason; the driver's helper does so too if the driver itself is killed).
 
 Deterministic failures are not retried: a diverged loss (`TrainingDiverged`) or a user mistake
 (`UserError`, e.g. resuming with a different worker count) is caught on the workers and reported
@@ -155,11 +157,7 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
     config: cfg (dict), scratch_dir, mlflow_run_id, fallback_resume (a local checkpoint to start
     from when Ray has none, e.g. resuming a run begun without Ray), progress, extra_metrics.
     """
-    from ray.train import Checkpoint
-
-    from harness import checkpoint as ckpt
-    from harness import engine
-    from harness.tracking import EVAL_PREFIX, Tracker
+    from harness.tracking import NullTracker, open_tracker
 
     cfg = ExperimentConfig.model_validate(config["cfg"])
     scratch = Path(config["scratch_dir"]) / f"rank{rank}"
@@ -168,22 +166,37 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
     # source of truth, and the engine writes each new checkpoint here before Ray uploads it.
     shutil.rmtree(scratch / "checkpoints", ignore_errors=True)
 
-    tracker = None
-    if rank == 0 and config.get("mlflow_run_id"):
-        tracker = Tracker(cfg, run_dir=scratch, run_id=config["mlflow_run_id"])
+    # Rank 0 logs into the driver's run through its own helper process (which writes what was
+    # buffered if this worker is killed, but leaves ending the run to the driver: Ray retries).
+    run_id = config.get("mlflow_run_id")
+    tracker = (open_tracker(cfg, run_dir=scratch, run_id=run_id, record_id=False, owns_run=False)
+               if rank == 0 and run_id else NullTracker())
+    try:
         tracker.start()
+        return _train_and_report(config, cfg, rank, scratch, tracker, get_checkpoint, report)
+    finally:
+        tracker.close()       # before returning: the driver ends the run once fit() returns
+
+
+def _train_and_report(config: dict[str, Any], cfg: ExperimentConfig, rank: int, scratch: Path,
+                      tracker, get_checkpoint, report) -> TrialOutcome:
+    from ray.train import Checkpoint
+
+    from harness import checkpoint as ckpt
+    from harness import correctness, engine
+    from harness.tracking import EVAL_PREFIX
+
     last_log: dict[str, float] = {}
     extra = dict(config.get("extra_metrics") or {})
+    resumed_from = 0.0
 
     def on_log(step: int, metrics: dict[str, float]) -> None:
         last_log.clear()
         last_log.update(metrics)
-        if tracker:
-            tracker.log_metrics(step, metrics)
+        tracker.log_metrics(step, metrics)
 
     def on_eval(step: int, metrics: dict[str, float]) -> None:
-        if tracker:
-            tracker.log_metrics(step, metrics, prefix=EVAL_PREFIX)
+        tracker.log_metrics(step, metrics, prefix=EVAL_PREFIX)
 
     def on_checkpoint(step: int, path: Path, metrics: dict[str, float]) -> None:
         metrics_out = {**extra, **{f"train_{k}": v for k, v in last_log.items()}, **metrics,
@@ -221,6 +234,7 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
                                           user_error=isinstance(e, UserError), extra=extra)
             outcome.resumed_from_step = resumed_from
             return _report_outcome(rank, scratch, outcome, report)
+    correctness.upload(tracker, scratch)    # rank 0: per-example bits, for the report's intervals
     outcome = TrialOutcome(
         status="finished", step=result.step, metrics=dict(result.metrics), train=dict(last_log),
         flops=result.flops, num_parameters=result.num_parameters,
@@ -383,7 +397,9 @@ def launch(cfg: ExperimentConfig, *, run_dir: Path, workers: int, gpus_per_worke
     MLflow run is reopened. Returns the engine's TrainResult (checkpoint_dir in Ray's storage).
     """
     from harness import checkpoint as ckpt
-    from harness.tracking import Tracker, read_run_id
+    from harness.provenance import write_provenance
+    from harness.tracking import Outcome, open_tracker, read_run_id
+    from harness.tracking.tags import LAUNCHER_TAG, WORKERS_TAG
 
     if workers < 1:
         raise ConfigError("--workers", f"expected a positive number of workers, got {workers}")
@@ -404,27 +420,25 @@ def launch(cfg: ExperimentConfig, *, run_dir: Path, workers: int, gpus_per_worke
     fallback = None
     if resume and not has_ray_state(run_dir):
         fallback = ckpt.latest(run_dir)   # a run begun without Ray: start from its checkpoint
-    tracker = None
-    if cfg.tracking.enabled:
-        tracker = Tracker(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None,
-                          tags={"rbench.launcher": "ray", "rbench.workers": str(workers)})
-        tracker.start()
-    spec = JobSpec(cfg=cfg, run_dir=run_dir, workers=workers, cpus_per_worker=cpus,
-                   gpus_per_worker=gpus_per_worker, storage=storage, max_failures=max_failures,
-                   mlflow_run_id=tracker.run_id if tracker else None, fallback_resume=fallback,
-                   progress=progress)
+    tracker = open_tracker(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None,
+                           tags={LAUNCHER_TAG: "ray", WORKERS_TAG: str(workers)})
     try:
-        outcome = run_job(spec)
-        raise_for(outcome)
-    except (TrialFailed, UserError) as e:
-        if tracker:
+        tracker.start()
+        write_provenance(run_dir)      # the job's; each rank's engine writes its own too
+        spec = JobSpec(cfg=cfg, run_dir=run_dir, workers=workers, cpus_per_worker=cpus,
+                       gpus_per_worker=gpus_per_worker, storage=storage, max_failures=max_failures,
+                       mlflow_run_id=tracker.run_id, fallback_resume=fallback, progress=progress)
+        try:
+            outcome = run_job(spec)
+            raise_for(outcome)
+        except (TrialFailed, UserError) as e:
             tracker.fail(str(e))
-        raise
-    except BaseException as e:       # interrupted: leave the run resumable, but not "RUNNING"
-        if tracker:
-            tracker.fail(f"{type(e).__name__}: {e}")
-        raise
-    result = to_train_result(outcome, run_dir)
-    if tracker:
-        tracker.finish(outcome)
+            raise
+        except BaseException as e:   # interrupted: leave the run resumable, but not "RUNNING"
+            tracker.finish_quietly(Outcome.of_exception(e))
+            raise
+        result = to_train_result(outcome, run_dir)
+        tracker.finish(Outcome.finished(result))
+    finally:
+        tracker.close()
     return result

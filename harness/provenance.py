@@ -1,6 +1,8 @@
 """What makes a run reproducible besides its config: code version and package versions."""
 from __future__ import annotations
 
+import json
+import os
 import platform
 import subprocess
 import sys
@@ -37,3 +39,12 @@ def package_versions() -> dict[str, str]:
 def provenance() -> dict[str, object]:
     return {**git_info(), "packages": package_versions(), "platform": platform.platform(),
             "argv": " ".join(sys.argv)}
+
+
+def write_provenance(run_dir: Path) -> Path:
+    """`<run_dir>/provenance.json` for this process (the engine writes it for every run)."""
+    path = Path(run_dir) / "provenance.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(provenance(), indent=2))
+    os.replace(tmp, path)
+    return path

@@ -53,7 +53,7 @@ def run_one(runs_dir: Path, name: str, concurrency: int, steps: int, overrides: 
             in_trial: bool = True, n_trials: int = 4) -> dict:
     from harness.sweep import load_spec, run_sweep
     from harness.tracking import client
-    from harness.tracking_sweep import trial_runs
+    from harness.tracking.sweep import trial_runs
 
     spec = {"name": name, "experiment": str(BASE), "runs_dir": str(runs_dir),
             "overrides": [f"train.steps={steps}", f"train.log_every={LOG_EVERY}",

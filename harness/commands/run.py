@@ -32,16 +32,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def load_and_check(path: str, overrides: list[str], from_paths: list[str] | None = None) -> ExperimentConfig:
-    """Everything that can be validated before work starts: schema, then the task's parameters
-    (of the data chosen: --from, a recipe's stand-in, or the task as configured)."""
+def load_and_check(path: str, overrides: list[str], from_paths: list[str] | None = None, *,
+                   workers: int = 1) -> ExperimentConfig:
+    """Everything that can be validated before work starts (harness/preflight.py): the schema,
+    the data chosen (--from, a recipe's stand-in, or the task as configured), the device, the
+    task's parameters and data files, the model's sizing. Nothing is written but the task's data
+    cache."""
     from harness.data_source import choose_data
+    from harness.preflight import preflight
 
     cfg = load_experiment(path, overrides)
+    source = str(path) + (" + overrides" if overrides else "")
     try:
         cfg = choose_data(cfg, from_paths)
     except ConfigError as e:
-        raise e.with_source(str(path) + (" + overrides" if overrides else "")) from None
+        raise e.with_source(source) from None
+    preflight(cfg, source, workers=workers)
     return cfg
 
 
@@ -62,60 +68,59 @@ def pick_run_dir(cfg: ExperimentConfig, run_dir: Path | None, resume: bool) -> P
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_and_check(args.config, args.overrides, getattr(args, "from_", None))
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    ray = args.workers is not None or bool(address)
+    cfg = load_and_check(args.config, args.overrides, args.from_, workers=args.workers or 1)
     run_dir = pick_run_dir(cfg, args.run_dir, args.resume)
     if args.resume:   # refuse a checkpoint holding code before a tracker or Ray job starts
         from harness import checkpoint
         checkpoint.verify_safe(checkpoint.latest(run_dir))
-    address = args.address or os.environ.get("RAY_ADDRESS")
-    if args.workers is not None or address:
-        from harness.launch import launch
-        result = launch(cfg, run_dir=run_dir, workers=args.workers or 1,
-                        gpus_per_worker=args.gpus_per_worker, address=address, resume=args.resume)
-        run_id = _read_run_id(run_dir)
-    else:
-        from harness.engine import TrainingDiverged
-        from harness.tracking import TrackingError
-        try:
-            result, run_id = run_local(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
-        except (TrainingDiverged, TrackingError) as e:
-            # Not a usage error (exit 2) but a failed run: one line, where its files are, exit 1.
-            print(f"rbench: error: {e} (run files: {run_dir})", file=sys.stderr)
-            return 1
+    from harness.engine import TrainingDiverged
+    from harness.launch import TrialFailed
+    from harness.tracking import TrackingError, read_run_id
+    try:
+        if ray:
+            from harness.launch import launch
+            result = launch(cfg, run_dir=run_dir, workers=args.workers or 1,
+                            gpus_per_worker=args.gpus_per_worker, address=address,
+                            resume=args.resume)
+            run_id = read_run_id(run_dir) if cfg.tracking.enabled else None
+        else:
+            result, run_id = run_local(cfg, run_dir, resume=args.resume,
+                                       progress=not args.no_progress)
+    except (TrainingDiverged, TrackingError, TrialFailed) as e:
+        # Not a usage error (exit 2) but a failed run: one line, where its files are, exit 1.
+        print(f"rbench: error: {e} (run files: {run_dir})", file=sys.stderr)
+        return 1
     print_summary(result, run_id)
     return 0
 
 
-def _read_run_id(run_dir: Path) -> str | None:
-    from harness.tracking import read_run_id
-    return read_run_id(run_dir)
-
-
 def run_local(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, progress: bool = True):
-    """Train in this process with MLflow tracking (rank 0). Returns (TrainResult, mlflow run id)."""
-    from harness import checkpoint
+    """Train in this process, tracked (MLflow in a helper process, see harness/tracking/process.py:
+    importing MLflow and writing each batch cost time the training loop need not wait for; and
+    the helper ends the run if this process dies). Returns (TrainResult, MLflow run id or None)."""
+    from harness import checkpoint, correctness
     from harness.engine import Hooks, train
-    from harness.tracking import read_run_id
-    from harness.tracking_process import TrackerProcess
+    from harness.tracking import EVAL_PREFIX, Outcome, open_tracker, read_run_id
 
     resume_from = checkpoint.latest(run_dir) if resume else None
-    if not cfg.tracking.enabled:
-        return train(cfg, run_dir, resume_from=resume_from, progress=progress), None
-    # MLflow works in a helper process (see harness/tracking_process.py): importing it, opening its
-    # store and writing each batch cost seconds that the training loop need not wait for.
-    tracker = TrackerProcess(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None)
-    tracker.start()
-    hooks = Hooks(on_log=tracker.log_metrics,
-                  on_eval=lambda step, m: tracker.log_metrics(step, m, prefix="eval/"))
+    tracker = open_tracker(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None)
     try:
-        result = train(cfg, run_dir, resume_from=resume_from, hooks=hooks, progress=progress)
-        tracker.finish(result)
-    except BaseException as e:
-        tracker.fail(f"{type(e).__name__}: {e}")
-        raise
+        tracker.start()
+        hooks = Hooks(on_log=tracker.log_metrics,
+                      on_eval=lambda step, m: tracker.log_metrics(step, m, prefix=EVAL_PREFIX))
+        try:
+            result = train(cfg, run_dir, resume_from=resume_from, hooks=hooks, progress=progress)
+        except BaseException as e:      # FAILED with the reason, or KILLED by Ctrl-C
+            tracker.finish_quietly(Outcome.of_exception(e))
+            raise
+        correctness.upload(tracker, run_dir)     # per-example bits for the report
+        tracker.finish(Outcome.finished(result))
+        run_id = tracker.run_id
     finally:
         tracker.close()
-    return result, tracker.run_id
+    return result, run_id
 
 
 def print_summary(result, run_id: str | None) -> None:

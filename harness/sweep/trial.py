@@ -81,24 +81,28 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
             parent_run_id=ctx.parent_run_id, sweep_id=ctx.sweep_id, sweep_name=ctx.sweep_name,
             number=number, family=family, tune_trial_id=tune.get_context().get_trial_id(),
             optuna_trial_id=config[TRIAL_KEY].get("optuna_trial_id"), match_ratio=ratio)
-    r = spec.resources
-    loop_config = {"cfg": cfg.to_dict(), "scratch_dir": str(run_dir / "workers"),
-                   "mlflow_run_id": tracker.run_id if tracker else None,
-                   "fallback_resume": None, "progress": False, "extra_metrics": extra}
-    if trains_in_trial(spec):
-        # Tune's storage of this trial: <sweep folder>/tune/trial_NNNNN (see driver._trial_name)
-        storage = Path(ctx.sweep_dir) / TUNE_NAME / f"trial_{number:05d}"
-        outcome = _train_here(loop_config, r.cpus_per_worker, r.gpus_per_worker > 0, storage)
-    else:
-        from ray.tune.integration.ray_train import TuneReportCallback
+    try:
+        r = spec.resources
+        loop_config = {"cfg": cfg.to_dict(), "scratch_dir": str(run_dir / "workers"),
+                       "mlflow_run_id": tracker.run_id if tracker else None,
+                       "fallback_resume": None, "progress": False, "extra_metrics": extra}
+        if trains_in_trial(spec):
+            # Tune's storage of this trial: <sweep folder>/tune/trial_NNNNN (see driver._trial_name)
+            storage = Path(ctx.sweep_dir) / TUNE_NAME / f"trial_{number:05d}"
+            outcome = _train_here(loop_config, r.cpus_per_worker, r.gpus_per_worker > 0, storage)
+        else:
+            from ray.tune.integration.ray_train import TuneReportCallback
 
-        job = JobSpec(cfg=cfg, run_dir=run_dir, workers=r.workers,
-                      cpus_per_worker=r.cpus_per_worker, gpus_per_worker=r.gpus_per_worker,
-                      max_failures=r.max_failures, mlflow_run_id=loop_config["mlflow_run_id"],
-                      extra_metrics=extra, callbacks=[TuneReportCallback()])
-        outcome = run_job(job)
-        if not outcome.ok:   # e.g. retries exhausted: Tune has not seen this one
-            tune.report(outcome.to_report())
+            job = JobSpec(cfg=cfg, run_dir=run_dir, workers=r.workers,
+                          cpus_per_worker=r.cpus_per_worker, gpus_per_worker=r.gpus_per_worker,
+                          max_failures=r.max_failures, mlflow_run_id=loop_config["mlflow_run_id"],
+                          extra_metrics=extra, callbacks=[TuneReportCallback()])
+            outcome = run_job(job)
+            if not outcome.ok:   # e.g. retries exhausted: Tune has not seen this one
+                tune.report(outcome.to_report())
+    except BaseException:        # Tune retries the trial, or its callbacks close the run
+        runs.abandon_trial_run(tracker)
+        raise
     runs.close_trial_run(tracker, outcome)
 
 

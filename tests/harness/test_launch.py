@@ -74,3 +74,71 @@ def test_ray_temp_dir_stays_in_runs_unless_sockets_would_not_fit():
 
     assert ray_temp_dir(Path("/srv/runs")) == "/srv/runs/ray"
     assert ray_temp_dir(Path("/srv") / ("x" * 80)).startswith("/tmp/rbench-ray-")
+
+
+def _module_weights(step_dir):
+    """The model parameters in a DeepSpeed checkpoint (ZeRO 0: rank 0's model-states file)."""
+    import torch
+
+    from harness.checkpoint import DS_TAG
+    files = sorted((step_dir / DS_TAG).glob("mp_rank_00_model_states.pt"))
+    assert files, f"no model states under {step_dir}"
+    return torch.load(files[0], map_location="cpu", weights_only=False)["module"]
+
+
+@pytest.mark.slow
+def test_killed_worker_resumes_each_step_logged_once_and_matches_an_undisturbed_job(
+        ray_cluster, tmp_path, experiment_file):
+    """SIGKILL rank 0 once the step-10 checkpoint is registered: Ray restarts the worker group
+    from it, steps 11.. are re-trained; train/loss has every step exactly once and the final
+    weights equal an undisturbed job's."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import torch
+
+    from harness.launch import launch
+    from harness.tracking import client, resolve_uri
+
+    runs = tmp_path / "runs"
+    train = {"steps": 30, "log_every": 1, "checkpoint_every": 10}
+    cfg = load_experiment(experiment_file(tmp_path / "exp.yaml", runs, train=train))
+    job = runs / "killed"
+    killed: dict = {}
+
+    def killer():
+        snap = job / "checkpoints" / "checkpoint_manager_snapshot.json"
+        while not killed:
+            try:
+                names = [r.get("checkpoint_dir_name")
+                         for r in json.loads(snap.read_text())["checkpoint_results"]]
+                info = json.loads((job / "workers" / "rank0" / "worker.json").read_text())
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
+                continue
+            if "step_00000010" in names:
+                os.kill(info["pid"], signal.SIGKILL)
+                killed.update(info)
+            time.sleep(0.05)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    result = launch(cfg, run_dir=job, workers=2, progress=False)
+    t.join(timeout=1)
+    assert killed, "no worker was killed"
+    new_pid = json.loads((job / "workers" / "rank0" / "worker.json").read_text())["pid"]
+    assert new_pid != killed["pid"] and result.step == 30
+
+    c = client(resolve_uri(cfg.model_copy(update={"runs_dir": str(runs)})))
+    (run,) = c.search_runs([c.get_experiment_by_name(cfg.tracking.experiment).experiment_id])
+    assert run.info.status == "FINISHED" and int(run.data.tags["rbench.attempts"]) >= 2
+    steps = sorted(m.step for m in c.get_metric_history(run.info.run_id, "train/loss"))
+    assert steps == list(range(1, 31)), f"{len(steps)} points for 30 steps"
+
+    reference = launch(cfg, run_dir=runs / "undisturbed", workers=2, progress=False)
+    mine, ref = _module_weights(result.checkpoint_dir), _module_weights(reference.checkpoint_dir)
+    assert mine.keys() == ref.keys()
+    for name in ref:
+        torch.testing.assert_close(mine[name], ref[name], rtol=1e-5, atol=1e-6, msg=name)

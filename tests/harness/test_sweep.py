@@ -69,7 +69,7 @@ def trial_over(trial_dir: Path) -> bool:
 
 
 def child_runs(sweep_dir: Path) -> list:
-    from harness.tracking_sweep import trial_runs
+    from harness.tracking.sweep import trial_runs
 
     state = json.loads((sweep_dir / "sweep.json").read_text())
     return trial_runs(state["tracking_uri"], state["experiment"], state["sweep_id"])
