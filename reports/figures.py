@@ -42,6 +42,10 @@ def _plt():
 
 
 def _save(fig, name, title, caption) -> Figure:
+    from matplotlib.ticker import NullFormatter
+    for ax in fig.axes:                       # log axes: label the decades only
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_minor_formatter(NullFormatter())
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)

@@ -52,7 +52,9 @@ def num(v, fmt="{:,.0f}") -> str:
 def times(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    return "no size suffices" if math.isinf(v) else f"{v:.3g}x"
+    if math.isinf(v):
+        return "no size suffices"
+    return "> 1e6x" if v > 1e6 else f"{v:.3g}x"
 
 
 def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
