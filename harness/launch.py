@@ -213,6 +213,8 @@ def train_worker(config: dict[str, Any]) -> None:
                                             USER_ERROR_KEY: float(isinstance(e, UserError)),
                                             "step": float(getattr(e, "step", -1))})
             return
+    if tracker:                  # rank 0: per-example correctness, for the report's intervals
+        tracker.log_correctness(scratch)
     _report_outcome(rank, scratch, {
         **extra, **{f"train_{k}": v for k, v in last_log.items()}, **result.metrics,
         "step": result.step, "flops": result.flops, "flops_cumulative": result.flops,

@@ -135,10 +135,14 @@ class Tracker:
                          "effective_depth": result.effective_depth})
         self.set_tags({"rbench.checkpoint_dir": str(result.checkpoint_dir),
                        "rbench.final_step": str(result.step)})
-        from harness import correctness
-        if correctness.path_in(self.run_dir).is_file():    # per-example bits for the report
-            self._client.log_artifact(self.run_id, str(correctness.path_in(self.run_dir)), "eval")
+        self.log_correctness(self.run_dir)
         self._client.set_terminated(self.run_id, status="FINISHED")
+
+    def log_correctness(self, run_dir: Path) -> None:
+        """Upload the engine's per-example correctness file (reports/ reads it), if there is one."""
+        from harness import correctness
+        if correctness.path_in(run_dir).is_file():
+            self._client.log_artifact(self.run_id, str(correctness.path_in(run_dir)), "eval")
 
     def fail(self, reason: str) -> None:
         """Mark the run FAILED, if it was created."""
