@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +172,7 @@ def load_runs(uri: str, experiment: str | None = None, *, sweep: str | None = No
               filter_string: str = "", with_details: bool = True) -> RunData:
     """Every run of `experiment` (all experiments when None) matching `filter_string` and, when
     given, belonging to sweep `sweep`. `with_details` also fetches histories and correctness."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # one bar per run otherwise
     c = client(uri)
     flt = filter_string
     if sweep:

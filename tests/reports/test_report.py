@@ -100,3 +100,13 @@ def test_an_empty_selection_still_renders(study, tmp_path):
     runs, uri = study
     files = build_report(uri, tmp_path, sweep="no-such-sweep", n_boot=20)
     assert "No finished runs" in files.html.read_text()
+
+
+def test_test_time_curves_are_drawn_when_a_run_logged_them():
+    from reports.figures import test_time_figure
+    t = pd.DataFrame([{"task": "t", "run_name": "r", "metric.depth_2_exact_accuracy": 0.5,
+                       "metric.depth_8_exact_accuracy": 0.7, "metric.breadth_4_exact_accuracy": 0.6,
+                       "metric.breadth_16_exact_accuracy": 0.65}])
+    fig = test_time_figure(t, "t", "t")
+    assert fig is not None and len(fig.png) > 5000
+    assert test_time_figure(t.drop(columns=[c for c in t if c.startswith("metric.")]), "t", "t") is None
