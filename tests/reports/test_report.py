@@ -31,7 +31,9 @@ def test_run_table_is_tidy_and_exported(study, report):
         assert col in t.columns, col
     trm = t[(t["arch"] == "trm") & (t["status"] == "FINISHED")]
     assert set(trm["family"]) == {"trm hidden=32 layers=2"} and set(t.loc[t.arch == "transformer", "family"]) == {"transformer"}
-    assert (trm["best_step"] == 20).all()                 # chosen on validation, not the final step
+    # chosen on the validation split: not the final step, and not the test set's best (20) for seed 1
+    assert list(trm.sort_values("seed")["best_step"].drop_duplicates()) == [20, 10]
+    assert (trm.loc[trm.seed == 1, "best_exact_accuracy"] < trm.loc[trm.seed == 1, "final_exact_accuracy"]).all()
     assert set(trm["recurrences"]) == {T * (n + 1) for T, n in TRM_DEPTHS}
 
 
@@ -110,3 +112,10 @@ def test_test_time_curves_are_drawn_when_a_run_logged_them():
     fig = test_time_figure(t, "t", "t")
     assert fig is not None and len(fig.png) > 5000
     assert test_time_figure(t.drop(columns=[c for c in t if c.startswith("metric.")]), "t", "t") is None
+
+
+def test_an_explicit_family_tag_wins_over_the_derived_family():
+    from reports.table import family_of
+    assert family_of("trm", {"model.hidden": "64"}, "trm-wide") == ("trm-wide", "recursive")
+    assert family_of("trm", {"model.hidden": "64", "model.layers": "2"}, None) == ("trm hidden=64 layers=2", "recursive")
+    assert family_of("transformer", {"model.hidden": "64"}, None) == ("transformer", "transformer")
