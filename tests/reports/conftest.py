@@ -3,7 +3,6 @@ run, trial runs with params, eval histories (test and validation), per-example c
 artifacts, and one failed run. Accuracies follow known laws so the report's fits have data."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -90,7 +89,15 @@ def make_study(runs_dir, seeds=(0, 1)) -> str:
     return uri
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def study(tmp_path_factory):
     runs = tmp_path_factory.mktemp("study")
     return runs, make_study(runs)
+
+
+@pytest.fixture(scope="session")
+def report(study, tmp_path_factory):
+    """-> (uri, ReportFiles) of the synthetic study's report (200 bootstrap replicates)."""
+    from reports import build_report
+    runs, uri = study
+    return uri, build_report(uri, tmp_path_factory.mktemp("out"), sweep=SWEEP, n_boot=200)

@@ -29,7 +29,6 @@ def test_phi_and_exponents_are_inside_their_95_intervals_in_90_of_100_repetition
     assert min(hits.values()) >= 90, hits
 
 
-@pytest.mark.slow
 def test_interval_narrows_as_seeds_are_added():
     rng = np.random.default_rng(1)
     widths = []

@@ -5,20 +5,10 @@ import base64
 import io
 import re
 
-import numpy as np
 import pandas as pd
-import pytest
 
 from reports import build_report
-from reports.table import load_runs
-from tests.reports.conftest import SWEEP, TASK, TRANSFORMERS, TRM_DEPTHS
-
-
-@pytest.fixture(scope="module")
-def report(study, tmp_path_factory):
-    runs, uri = study
-    out = tmp_path_factory.mktemp("out")
-    return uri, build_report(uri, out, sweep=SWEEP, n_boot=200)
+from tests.reports.conftest import SWEEP, TRANSFORMERS, TRM_DEPTHS
 
 
 def test_run_table_is_tidy_and_exported(study, report):
