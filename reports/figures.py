@@ -46,6 +46,9 @@ def _save(fig, name, title, caption) -> Figure:
     for ax in fig.axes:                       # log axes: label the decades only
         if ax.get_xscale() == "log":
             ax.xaxis.set_minor_formatter(NullFormatter())
+        if "accuracy, %" in ax.get_ylabel():   # a percent axis: 0 at the bottom, at least 0-10%
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(max(-2.0, min(lo, 0.0)), min(102.0, max(hi, 10.0)))
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)

@@ -215,8 +215,10 @@ def equivalence(N, r, acc, draws=None, *, floor: float = 1e-3) -> Fit:
               names=("A", "alpha", "phi"), n_points=len(N))
     nN, nr = len(np.unique(N[r == 1])), len(np.unique(r[r > 1]))
     if nN < 2 or nr < 1 or len(np.unique(np.c_[N, r], axis=0)) < 4:
-        fit.reason = (f"needs transformers at 2 or more sizes (has {nN}) and the recursive family at "
-                      f"1 or more recurrence counts above 1 (has {nr}), 4 distinct points in all")
+        missing = ([f"transformers at 2 or more sizes (has {nN})"] if nN < 2 else []) + \
+            ([f"the recursive family at 1 or more recurrence counts above 1 (has {nr})"] if nr < 1 else [])
+        fit.reason = "needs " + (" and ".join(missing) if missing else
+                                 "4 distinct (parameters, recurrences) points in all")
         return fit
     x1bar = float(np.log(N).mean())
     x1, x2 = np.log(N) - x1bar, np.log(r)      # centred (see power_law)
