@@ -181,7 +181,7 @@ def load_runs(uri: str, experiment: str | None = None, *, sweep: str | None = No
     parents = [r for r in runs if r.data.tags.get("rbench.role") == "sweep"]
     rows = [_row(r) for r in runs if r.data.tags.get("rbench.role") != "sweep"]
     data = RunData(pd.DataFrame(rows), uri=uri)
-    if parents:
+    if len(parents) == 1:            # one sweep selected: the report belongs on its parent run
         data.parent_run_id = parents[0].info.run_id
         data.expected_trials = _expected_trials(c, parents[0])
     if with_details:
