@@ -40,6 +40,11 @@ class TaskAnalysis:
     exchange: pd.DataFrame = field(default_factory=pd.DataFrame)
     holdouts: list[dict] = field(default_factory=list)
 
+    @property
+    def checkpoint_name(self) -> str:
+        """What every headline and axis says: "final" or "best-on-validation"."""
+        return "best-on-validation" if self.checkpoint == "best" else self.checkpoint
+
 
 def finished(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty or "status" not in table:

@@ -99,7 +99,7 @@ def fit_rows(ta) -> list[list[str]]:
 
 
 def task_section(ta, best, figs: list, runs: pd.DataFrame) -> str:
-    ck = ta.checkpoint
+    ck = ta.checkpoint_name
     out = [f"<h2 id='task-{esc(ta.task)}'>Task <code>{esc(ta.task)}</code></h2>"]
     out.append(f"<div class='headline'>{headline(ta)}</div>")
     for f in figs:
@@ -157,7 +157,7 @@ def task_section(ta, best, figs: list, runs: pd.DataFrame) -> str:
 
 
 def headline(ta) -> str:
-    ck = f"<span class='ck'>{esc(ta.checkpoint)} checkpoint</span>"
+    ck = f"<span class='ck'>{esc(ta.checkpoint_name)} checkpoint</span>"
     cf = ta.configs
     rec, tf = cf[cf["kind"] == "recursive"], cf[cf["kind"] == "transformer"]
     parts = []

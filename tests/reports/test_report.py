@@ -68,7 +68,7 @@ def test_fits_are_reported_or_refused_in_words(report):
     assert "without the largest budget the fit needs transformers at 3 or more" in page
     assert "Exchange rate" in page and "transformer needs" in page
     md = files.markdown.read_text()
-    assert "final checkpoint" in md and "best checkpoint" in md and "trm-diverged" in md
+    assert "final checkpoint" in md and "best-on-validation checkpoint" in md and "trm-diverged" in md
 
 
 def test_report_is_logged_on_the_sweep_parent_run(study, report):
