@@ -41,7 +41,10 @@ def test_real_tiny_runs_render_with_per_puzzle_intervals(runs_dir, tmp_path):
                          n_boot=100)
     page = files.html.read_text()
     final = page.split("Configurations, <span class='ck'>final checkpoint")[1].split("</table>")[0]
-    assert final.count("<tr>") - 1 == 3 and final.count("seeds x puzzles") == 3   # bits came via MLflow
+    # per-example bits came via MLflow for every configuration (a few steps usually score 0%:
+    # then the bits say every outcome is equal and the interval is Wilson on the puzzles)
+    assert final.count("<tr>") - 1 == 3
+    assert final.count("seeds x puzzles") + final.count("all outcomes equal") == 3
     assert "best-on-validation checkpoint" in page
     pngs = re.findall(r"src='data:image/png;base64,([^']+)'", page)
     assert len(pngs) == len(files.figures) >= 4 and all(len(p) > 5000 for p in pngs)
