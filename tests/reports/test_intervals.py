@@ -13,7 +13,7 @@ def test_two_level_interval_matches_the_estimator_spread_and_pooled_binomial_doe
     bootstrap's spread on ONE sample; the pooled binomial, treating seeds x puzzles as
     independent, is far narrower."""
     rng = np.random.default_rng(0)
-    S, P = 4, 200
+    S, P = 8, 200
     truth = np.std([shared_puzzle_cell(rng, S, P).mean for _ in range(400)])
     ratios_boot, ratios_pool = [], []
     for rep in range(10):
