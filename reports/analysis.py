@@ -7,7 +7,8 @@ it gets the mean exact accuracy, the per-seed values and a 95% interval:
 - "seeds x puzzles": the two-level bootstrap (reports.intervals) on per-example bits;
 - "seeds only": when some run logged no bits, seeds are resampled alone (too narrow: it ignores
   puzzle sampling; labelled so);
-- "binomial": one seed and no bits: Wilson on its eval_examples (labelled so).
+- "binomial": one seed and no bits: Wilson on its eval_examples (labelled so); also when every
+  seed got every puzzle right (or every one wrong), where the bootstrap would say 0-0%.
 
 Fits (reports.fits) run per task on the chosen checkpoint's bootstrap replicates.
 """
@@ -38,6 +39,11 @@ class TaskAnalysis:
     phi: dict[str, fits.Fit] = field(default_factory=dict)
     exchange: pd.DataFrame = field(default_factory=pd.DataFrame)
     holdouts: list[dict] = field(default_factory=list)
+
+    @property
+    def checkpoint_name(self) -> str:
+        """What every headline and axis says: "final" or "best-on-validation"."""
+        return "best-on-validation" if self.checkpoint == "best" else self.checkpoint
 
 
 def finished(table: pd.DataFrame) -> pd.DataFrame:
@@ -113,10 +119,19 @@ def configurations(data: RunData, checkpoint: str = "final", n_boot: int = 2000,
                     row["low"], row["high"] = float(ci.low), float(ci.high)
                     # replicates for the fits: the binomial sampling distribution
                     draws[:, i] = np.random.default_rng(seed + i).binomial(n, row["accuracy"], n_boot) / n
+    for i, row in enumerate(rows):
+        c = cells[i]
+        if c is not None and c.mean in (0.0, 1.0):
+            # every seed got every puzzle equally right (or wrong): the bootstrap is degenerate
+            # (0-0%); Wilson on the number of distinct puzzles says how sure that can be
+            n = len(np.unique(c.puzzle_ids))
+            ci = binomtest(int(round(c.mean * n)), n).proportion_ci(method="wilson")
+            row.update(interval="binomial (all outcomes equal)", low=float(ci.low), high=float(ci.high))
     lo, hi = percentile_interval(draws)
     df = pd.DataFrame(rows)
-    df["low"] = np.where(df["interval"] == "binomial", df.get("low", np.nan), lo)
-    df["high"] = np.where(df["interval"] == "binomial", df.get("high", np.nan), hi)
+    fixed = df["interval"].str.startswith("binomial").to_numpy()
+    df["low"] = np.where(fixed, df.get("low", np.nan), lo)
+    df["high"] = np.where(fixed, df.get("high", np.nan), hi)
     df["checkpoint"] = checkpoint
     order = df.sort_values(["task", "kind", "family", "num_parameters", "effective_depth"]).index
     return df.loc[order].reset_index(drop=True), draws[:, order]

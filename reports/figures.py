@@ -42,6 +42,13 @@ def _plt():
 
 
 def _save(fig, name, title, caption) -> Figure:
+    from matplotlib.ticker import NullFormatter
+    for ax in fig.axes:                       # log axes: label the decades only
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if "accuracy, %" in ax.get_ylabel():   # a percent axis: 0 at the bottom, at least 0-10%
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(max(-2.0, min(lo, 0.0)), min(102.0, max(hi, 10.0)))
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
@@ -90,10 +97,10 @@ def params_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
         _note(ax, "No fit drawn: " + p.reason)
     ax.set_xscale("log")
     ax.set_xlabel("parameters (without the puzzle-embedding table)")
-    ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint} checkpoint)")
+    ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint_name} checkpoint)")
     ax.set_title("accuracy vs parameters")
     ax.legend(fontsize=7)
-    cap = (f"Transformer family, {ta.checkpoint} checkpoint. Fit: {fits.POWER_FORMULA} (Huber, "
+    cap = (f"Transformer family, {ta.checkpoint_name} checkpoint. Fit: {fits.POWER_FORMULA} (Huber, "
            f"log error); {p.describe() if p is not None else ''}")
     return _save(fig, f"{slug}-params", f"{ta.task}: accuracy vs parameters", cap)
 
@@ -123,10 +130,10 @@ def depth_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
         _note(ax, "\n".join(notes))
     ax.set_xscale("log", base=2)
     ax.set_xlabel("effective depth (blocks applied in sequence per supervision step)")
-    ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint} checkpoint)")
+    ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint_name} checkpoint)")
     ax.set_title("accuracy vs effective depth (parameters fixed per family)")
     ax.legend(fontsize=7)
-    cap = (f"Each recursive family at fixed parameters, {ta.checkpoint} checkpoint. Fit: "
+    cap = (f"Each recursive family at fixed parameters, {ta.checkpoint_name} checkpoint. Fit: "
            f"{fits.DEPTH_FORMULA} (Huber on accuracy). " + "; ".join(caps))
     return _save(fig, f"{slug}-depth", f"{ta.task}: accuracy vs effective depth", cap)
 
@@ -147,12 +154,12 @@ def compute_figure(ta: TaskAnalysis, slug: str, axis: str) -> Figure | None:
     ax.set_xscale("log")
     what = "training FLOPs" if axis == "train_flops" else "inference FLOPs per example"
     ax.set_xlabel(what)
-    ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint} checkpoint)")
+    ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint_name} checkpoint)")
     ax.set_title(f"accuracy vs {what}")
     ax.legend(fontsize=7)
     return _save(fig, f"{slug}-{'train' if axis == 'train_flops' else 'inference'}-flops",
                  f"{ta.task}: accuracy vs {what}", f"Lines: each family's Pareto frontier (no point of the family "
-                 f"is both cheaper and more accurate). {FLOPS_NOTE[axis]}. {ta.checkpoint} checkpoint.")
+                 f"is both cheaper and more accurate). {FLOPS_NOTE[axis]}. {ta.checkpoint_name} checkpoint.")
 
 
 def curves_figure(table: pd.DataFrame, histories: dict, task: str, slug: str) -> Figure | None:

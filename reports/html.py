@@ -52,7 +52,9 @@ def num(v, fmt="{:,.0f}") -> str:
 def times(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    return "no size suffices" if math.isinf(v) else f"{v:.3g}x"
+    if math.isinf(v):
+        return "no size suffices"
+    return "> 1e6x" if v > 1e6 else f"{v:.3g}x"
 
 
 def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
@@ -97,7 +99,7 @@ def fit_rows(ta) -> list[list[str]]:
 
 
 def task_section(ta, best, figs: list, runs: pd.DataFrame) -> str:
-    ck = ta.checkpoint
+    ck = ta.checkpoint_name
     out = [f"<h2 id='task-{esc(ta.task)}'>Task <code>{esc(ta.task)}</code></h2>"]
     out.append(f"<div class='headline'>{headline(ta)}</div>")
     for f in figs:
@@ -155,7 +157,7 @@ def task_section(ta, best, figs: list, runs: pd.DataFrame) -> str:
 
 
 def headline(ta) -> str:
-    ck = f"<span class='ck'>{esc(ta.checkpoint)} checkpoint</span>"
+    ck = f"<span class='ck'>{esc(ta.checkpoint_name)} checkpoint</span>"
     cf = ta.configs
     rec, tf = cf[cf["kind"] == "recursive"], cf[cf["kind"] == "transformer"]
     parts = []

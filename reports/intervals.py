@@ -79,8 +79,11 @@ def bootstrap(cells: list[Cell], n_boot: int = 2000, seed: int = 0) -> np.ndarra
 
 
 def percentile_interval(draws: np.ndarray, level: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    import warnings
     a = (1 - level) / 2
-    return np.nanquantile(draws, a, axis=axis), np.nanquantile(draws, 1 - a, axis=axis)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)      # a column with no replicates -> nan
+        return np.nanquantile(draws, a, axis=axis), np.nanquantile(draws, 1 - a, axis=axis)
 
 
 def pooled_binomial(cell: Cell, level: float = 0.95) -> tuple[float, float]:

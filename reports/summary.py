@@ -21,7 +21,7 @@ def markdown(*, title: str, source: str, table: pd.DataFrame, analyses: list, ht
     if not analyses:
         lines.append("No finished runs with an evaluation yet.")
     for ta in analyses:
-        lines += [f"## {ta.task} ({ta.checkpoint} checkpoint)", ""]
+        lines += [f"## {ta.task} ({ta.checkpoint_name} checkpoint)", ""]
         lines += [f"- {plain(s)}" for s in headline(ta).split("<br>")]
         for f in ([ta.power] if ta.power is not None else []) + list(ta.depth.values()):
             lines.append(f"- {f.describe()}")

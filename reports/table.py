@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from harness.tracking import client
+from harness.tracking import tags as T
+from models.registry import RECURSIVE_ARCHS
 
-FAMILY_TAG = "rbench.family"
-RECURSIVE_ARCHS = ("trm", "hrm", "looped")
+FAMILY_TAG = T.FAMILY_TAG
 RECURSION_KEYS = ("model.T", "model.n", "model.H_cycles", "model.L_cycles", "model.loops",
                   "model.halt_max_steps")
 SIZE_KEYS = ("model.hidden", "model.layers", "model.L_layers", "model.H_layers", "model.heads")
@@ -98,7 +100,7 @@ def _unique_layers(arch, p: dict) -> float:
 
 def _row(run) -> dict:
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    arch = tags.get("rbench.model", params.get("model.arch"))
+    arch = tags.get(T.MODEL_TAG, params.get("model.arch"))
     family, kind = family_of(arch, params, tags.get(FAMILY_TAG))
     depth = _num(params.get("effective_depth"))
     layers = _unique_layers(arch, params)
@@ -106,12 +108,12 @@ def _row(run) -> dict:
                          if params.get(k) not in (None, "None"))
     row = {
         "run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
-        "failure_reason": tags.get("rbench.failure_reason"),
-        "sweep_id": tags.get("rbench.sweep_id"), "trial_number": _num(tags.get("rbench.trial_number")),
-        "task": tags.get("rbench.task", params.get("task.name")), "family": family, "kind": kind,
+        "failure_reason": tags.get(T.FAILURE_TAG),
+        "sweep_id": tags.get(T.SWEEP_TAG), "trial_number": _num(tags.get(T.TRIAL_TAG)),
+        "task": tags.get(T.TASK_TAG, params.get("task.name")), "family": family, "kind": kind,
         "arch": arch, "seed": _num(params.get("seed")),
         "git_commit": tags.get("mlflow.source.git.commit"),
-        "git_dirty": tags.get("rbench.git_dirty"),
+        "git_dirty": tags.get(T.GIT_DIRTY_TAG),
         "num_parameters": _num(params.get("num_parameters")),
         "puzzle_emb_parameters": metrics.get("eval/puzzle_emb_parameters"),
         "recursion": recursion, "effective_depth": depth, "unique_layers": layers,
@@ -120,11 +122,11 @@ def _row(run) -> dict:
         "train_flops": metrics.get("eval/flops_cumulative", metrics.get("train/flops_cumulative")),
         "inference_flops_per_example": metrics.get("eval/inference_flops_per_example"),
         "eval_examples": metrics.get("eval/eval_examples"),
-        "final_step": _num(tags.get("rbench.final_step")),
+        "final_step": _num(tags.get(T.FINAL_STEP_TAG)),
         "final_exact_accuracy": metrics.get("eval/exact_accuracy"),
         "final_token_accuracy": metrics.get("eval/token_accuracy"),
         "final_val_exact_accuracy": metrics.get("eval/val_exact_accuracy"),
-        "run_dir": tags.get("rbench.run_dir"),
+        "run_dir": tags.get(T.RUN_DIR_TAG),
         "config": json.dumps(dict(sorted(params.items()))),
     }
     row.update({k: _num(v) for k, v in params.items() if k.startswith("model.")})
@@ -171,15 +173,16 @@ def load_runs(uri: str, experiment: str | None = None, *, sweep: str | None = No
               filter_string: str = "", with_details: bool = True) -> RunData:
     """Every run of `experiment` (all experiments when None) matching `filter_string` and, when
     given, belonging to sweep `sweep`. `with_details` also fetches histories and correctness."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # one bar per run otherwise
     c = client(uri)
     flt = filter_string
     if sweep:
         flt = " and ".join(x for x in (flt, f"tags.`rbench.sweep_id` = '{sweep}'") if x)
     runs = _search(c, _experiment_ids(c, experiment), flt)
-    parents = [r for r in runs if r.data.tags.get("rbench.role") == "sweep"]
-    rows = [_row(r) for r in runs if r.data.tags.get("rbench.role") != "sweep"]
+    parents = [r for r in runs if r.data.tags.get(T.ROLE_TAG) == "sweep"]
+    rows = [_row(r) for r in runs if r.data.tags.get(T.ROLE_TAG) != "sweep"]
     data = RunData(pd.DataFrame(rows), uri=uri)
-    if parents:
+    if len(parents) == 1:            # one sweep selected: the report belongs on its parent run
         data.parent_run_id = parents[0].info.run_id
         data.expected_trials = _expected_trials(c, parents[0])
     if with_details:

@@ -2,7 +2,8 @@
 
 Runs the sweep in `sweeps/demo.yaml` (recursive models next to 1x and 4x-parameter transformers on a
 depth task, every trial at the same training-FLOPs budget) through Ray Tune + Optuna with one MLflow
-child run per trial, then renders the scaling report from MLflow into <runs_dir>/demo/report.md.
+child run per trial, then renders the scaling report from MLflow into <runs_dir>/demo/report/
+(report.html with figures and fits, report.md, runs.csv, runs.parquet).
 """
 from __future__ import annotations
 
@@ -23,23 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness.sweep import format_status, load_spec, run_sweep
     from harness.tracking import resolve_uri
-    from reports.render import markdown
-    from reports.table import runs_table
+    from reports import build_report
 
     sw = load_spec(args.spec)
     resume = args.resume or (sw.sweep_dir / "sweep.json").exists()
     summary = run_sweep(args.spec, resume=resume)
     print(format_status(summary))
-    df = runs_table(resolve_uri(sw.base), sw.base.tracking.experiment,
-                    filter_string=f"tags.`rbench.sweep_id` = '{summary['sweep_id']}'")
-    out = Path(sw.base.runs_dir) / "demo" / "report.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = markdown(df, title="rbench demo: recursion vs parameters at equal training FLOPs",
-                    notes=[f"Sweep `{sw.spec.name}` from `{args.spec}`; base experiment "
-                           f"`{sw.spec.experiment}`. Every trial trains for the same FLOPs budget "
-                           f"(`train.flops_budget`), so rows differ in how they spend compute."])
-    out.write_text(text)
-    df.to_csv(out.with_suffix(".csv"), index=False)
-    print(text)
-    print(f"report: {out}\nrun table: {out.with_suffix('.csv')}")
+    files = build_report(resolve_uri(sw.base), Path(sw.base.runs_dir) / "demo" / "report",
+                         experiment=sw.base.tracking.experiment, sweep=summary["sweep_id"],
+                         title="rbench demo: recursion vs parameters at equal training FLOPs")
+    print(files.markdown.read_text())
+    print(f"report: {files.html}\nsummary: {files.markdown}\nrun table: {files.csv} {files.parquet}")
     return 0

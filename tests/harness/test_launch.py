@@ -44,6 +44,8 @@ def test_two_worker_job_trains_and_logs_exactly_one_mlflow_run(ray_cluster, tmp_
     losses = c.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in losses] == list(range(5, cfg.train.steps + 1, 5))
     assert run.data.metrics["eval/exact_accuracy"] == pytest.approx(result.metrics["exact_accuracy"])
+    # ... and the per-example correctness the report's intervals need
+    assert "eval/correctness.npz" in {a.path for a in c.list_artifacts(run.info.run_id, "eval")}
 
 
 def test_launch_rejects_bad_worker_counts_before_starting_ray(tmp_path, experiment_file):

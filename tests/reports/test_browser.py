@@ -6,14 +6,12 @@ import subprocess
 
 import pytest
 
-from tests.reports.test_report import report  # noqa: F401  (the module-scoped report fixture)
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found: install it with "
                                              "`apt-get install -y chromium` (Debian)")
-def test_report_loads_in_chromium_without_console_errors(report, tmp_path):  # noqa: F811
+def test_report_loads_in_chromium_without_console_errors(report, tmp_path):
     import matplotlib.image as mpimg
 
     _, files = report

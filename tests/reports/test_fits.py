@@ -29,7 +29,6 @@ def test_phi_and_exponents_are_inside_their_95_intervals_in_90_of_100_repetition
     assert min(hits.values()) >= 90, hits
 
 
-@pytest.mark.slow
 def test_interval_narrows_as_seeds_are_added():
     rng = np.random.default_rng(1)
     widths = []
@@ -80,3 +79,39 @@ def test_thin_data_is_refused_in_words():
     eq = fits.equivalence([1e4, 1e5, 1e4], [1, 1, 1], [0.1, 0.2, 0.3])
     assert not eq.ok and "recurrence counts above 1 (has 0)" in eq.reason
     assert not fits.holdout("power", [1e4, 1e5, 1e6], [0.1, 0.2, 0.3])["ok"]
+
+
+@pytest.mark.parametrize("law", ["power", "phi", "depth"])
+def test_batched_refits_agree_with_one_lbfgs_per_replicate(law):
+    """The bootstrap's batched Gauss-Newton reaches the same Huber optimum (the same loss; with
+    few points the Huber minimum can be flat, so parameters may differ along it) as scipy's
+    L-BFGS-B run on each replicate alone."""
+    from scipy.special import huber
+    rng = np.random.default_rng(3)
+    N, r, cells = law_cells(rng, seeds=2, puzzles=300)
+    acc = np.array([c.mean for c in cells])
+    draws = bootstrap(cells, n_boot=20, seed=0)
+    y = lambda row: np.log(np.clip(1 - row, 1e-3, None))
+    if law == "power":
+        tf = r == 1
+        f, d = fits.power_law(N[tf], acc[tf], draws[:, tf]), draws[:, tf]
+        raw = lambda p: (math.log(p["A"]), p["alpha"])
+        loss = lambda t, row: huber(fits.DELTA_LOG, y(row) - (t[0] - t[1] * np.log(N[tf]))).sum()
+        alone = [fits.power_law(N[tf], row).params for row in d]
+    elif law == "phi":
+        f, d = fits.equivalence(N, r, acc, draws), draws
+        raw = lambda p: (math.log(p["A"]), p["alpha"], p["phi"])
+        loss = lambda t, row: huber(fits.DELTA_LOG, y(row) - (t[0] - t[1] * (np.log(N) + t[2] * np.log(r)))).sum()
+        alone = [fits.equivalence(N, r, row).params for row in d]
+    else:
+        depth = np.array([2, 4, 8, 16, 32, 64, 128.0])
+        p = fits._depth_curve(np.array([0.9, math.log(10.0), 0.005]), depth)[0]
+        cs = [Cell(rng.random((2, 300)) < q, np.arange(300)) for q in p]
+        d = bootstrap(cs, n_boot=20, seed=0)
+        f = fits.saturating(depth, np.array([c.mean for c in cs]), d)
+        raw = lambda p: (p["c"], math.log(p["tau"]), p["lam"])
+        loss = lambda t, row: huber(fits.DELTA_ACC, row - fits._depth_curve(np.array(t), depth)[0]).sum()
+        alone = [fits.saturating(depth, row).params for row in d]
+    assert f.converged == 1.0
+    for t, a, row in zip(f.draws, alone, d):
+        assert loss(t, row) <= loss(raw(a), row) + 1e-7

@@ -13,7 +13,7 @@ def test_two_level_interval_matches_the_estimator_spread_and_pooled_binomial_doe
     bootstrap's spread on ONE sample; the pooled binomial, treating seeds x puzzles as
     independent, is far narrower."""
     rng = np.random.default_rng(0)
-    S, P = 4, 200
+    S, P = 8, 200
     truth = np.std([shared_puzzle_cell(rng, S, P).mean for _ in range(400)])
     ratios_boot, ratios_pool = [], []
     for rep in range(10):
@@ -48,3 +48,20 @@ def test_augmented_variants_move_with_their_puzzle():
     s1 = bootstrap([c], 2000, seed=0)[:, 0].std()
     s2 = bootstrap([doubled], 2000, seed=0)[:, 0].std()
     assert abs(s2 / s1 - 1) < 0.1
+
+
+def test_all_wrong_configuration_gets_a_binomial_interval_not_a_degenerate_one():
+    import pandas as pd
+
+    from reports.analysis import configurations
+    from reports.table import RunData
+    rows = [{"run_id": f"r{s}", "status": "FINISHED", "task": "t", "family": "transformer",
+             "kind": "transformer", "num_parameters": 1000, "effective_depth": 2, "recursion": "",
+             "seed": s, "final_exact_accuracy": 0.0, "best_exact_accuracy": float("nan"), "best_step": float("nan"),
+             "recurrences": 1.0, "train_flops": 1.0, "inference_flops_per_example": 1.0,
+             "eval_examples": 50, "puzzle_emb_parameters": 0} for s in (0, 1)]
+    bits = {"steps": np.array([5]), "splits": {"test": (np.zeros((1, 50), bool), np.arange(50))}}
+    data = RunData(pd.DataFrame(rows), correctness={"r0": bits, "r1": bits})
+    cf, _ = configurations(data, "final", n_boot=50)
+    assert cf.loc[0, "low"] == 0 and 0.05 < cf.loc[0, "high"] < 0.1   # Wilson 0/50: 0-7.1%
+    assert cf.loc[0, "interval"].startswith("binomial")

@@ -5,20 +5,10 @@ import base64
 import io
 import re
 
-import numpy as np
 import pandas as pd
-import pytest
 
 from reports import build_report
-from reports.table import load_runs
-from tests.reports.conftest import SWEEP, TASK, TRANSFORMERS, TRM_DEPTHS
-
-
-@pytest.fixture(scope="module")
-def report(study, tmp_path_factory):
-    runs, uri = study
-    out = tmp_path_factory.mktemp("out")
-    return uri, build_report(uri, out, sweep=SWEEP, n_boot=200)
+from tests.reports.conftest import SWEEP, TRANSFORMERS, TRM_DEPTHS
 
 
 def test_run_table_is_tidy_and_exported(study, report):
@@ -31,7 +21,9 @@ def test_run_table_is_tidy_and_exported(study, report):
         assert col in t.columns, col
     trm = t[(t["arch"] == "trm") & (t["status"] == "FINISHED")]
     assert set(trm["family"]) == {"trm hidden=32 layers=2"} and set(t.loc[t.arch == "transformer", "family"]) == {"transformer"}
-    assert (trm["best_step"] == 20).all()                 # chosen on validation, not the final step
+    # chosen on the validation split: not the final step, and not the test set's best (20) for seed 1
+    assert list(trm.sort_values("seed")["best_step"].drop_duplicates()) == [20, 10]
+    assert (trm.loc[trm.seed == 1, "best_exact_accuracy"] < trm.loc[trm.seed == 1, "final_exact_accuracy"]).all()
     assert set(trm["recurrences"]) == {T * (n + 1) for T, n in TRM_DEPTHS}
 
 
@@ -76,7 +68,7 @@ def test_fits_are_reported_or_refused_in_words(report):
     assert "without the largest budget the fit needs transformers at 3 or more" in page
     assert "Exchange rate" in page and "transformer needs" in page
     md = files.markdown.read_text()
-    assert "final checkpoint" in md and "best checkpoint" in md and "trm-diverged" in md
+    assert "final checkpoint" in md and "best-on-validation checkpoint" in md and "trm-diverged" in md
 
 
 def test_report_is_logged_on_the_sweep_parent_run(study, report):
@@ -100,3 +92,20 @@ def test_an_empty_selection_still_renders(study, tmp_path):
     runs, uri = study
     files = build_report(uri, tmp_path, sweep="no-such-sweep", n_boot=20)
     assert "No finished runs" in files.html.read_text()
+
+
+def test_test_time_curves_are_drawn_when_a_run_logged_them():
+    from reports.figures import test_time_figure
+    t = pd.DataFrame([{"task": "t", "run_name": "r", "metric.depth_2_exact_accuracy": 0.5,
+                       "metric.depth_8_exact_accuracy": 0.7, "metric.breadth_4_exact_accuracy": 0.6,
+                       "metric.breadth_16_exact_accuracy": 0.65}])
+    fig = test_time_figure(t, "t", "t")
+    assert fig is not None and len(fig.png) > 5000
+    assert test_time_figure(t.drop(columns=[c for c in t if c.startswith("metric.")]), "t", "t") is None
+
+
+def test_an_explicit_family_tag_wins_over_the_derived_family():
+    from reports.table import family_of
+    assert family_of("trm", {"model.hidden": "64"}, "trm-wide") == ("trm-wide", "recursive")
+    assert family_of("trm", {"model.hidden": "64", "model.layers": "2"}, None) == ("trm hidden=64 layers=2", "recursive")
+    assert family_of("transformer", {"model.hidden": "64"}, None) == ("transformer", "transformer")
