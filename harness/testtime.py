@@ -266,9 +266,11 @@ def default_steps(trained: int) -> tuple[int, ...]:
 # The grid
 
 def run_test_time(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *,
-                  progress: bool = True, use_ema: bool = True) -> TestTimeResult:
+                  progress: bool = True, use_ema: bool = True,
+                  run_dir: Path | None = None) -> TestTimeResult:
     """Evaluate every (steps, samples) point of `grid` on the checkpoint's test split (in this
-    process, one worker). The entry point for `rbench eval` and for a sweep trial's test-time grid."""
+    process, one worker). The entry point for `rbench eval` and for a sweep trial's test-time grid.
+    `run_dir`: where the results go (default: the run folder holding `checkpoint_dir`)."""
     from benchmarks import build
     from benchmarks.registry import resolve
     from harness.device import local_device, resolve_runtime
@@ -307,7 +309,7 @@ def run_test_time(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *,
     reference = {k: float(v) for k, v in state.get("metrics", {}).items()
                  if isinstance(v, (int, float))}
     return TestTimeResult(
-        run_dir=str(checkpoint_dir.parent.parent), checkpoint_dir=str(checkpoint_dir),
+        run_dir=str(run_dir or checkpoint_dir.parent.parent), checkpoint_dir=str(checkpoint_dir),
         checkpoint_step=int(state["step"]), arch=cfg.model.arch,
         trained_steps=int(cfg.model.halt_max_steps), weights=weights, noise=grid.noise,
         select=grid.select, seed=seed, eval_examples=n, flops_per_segment=per_segment,
@@ -404,7 +406,9 @@ def mlflow_log(run_dir: Path, result: TestTimeResult, files: tuple[Path, ...]) -
               "test_time.seed": result.seed, "test_time.eval_examples": result.eval_examples,
               "test_time.weights": result.weights, "test_time.trained_steps": result.trained_steps,
               "test_time.checkpoint_step": result.checkpoint_step}
-    tags = {"mlflow.parentRunId": parent_id, "rbench.kind": "test_time",
+    from harness.tracking import tags as T
+
+    tags = {T.PARENT_TAG: parent_id, T.KIND_TAG: "test_time",
             "rbench.run_dir": str(Path(run_dir).resolve()),
             "rbench.checkpoint_dir": result.checkpoint_dir,
             "mlflow.source.git.commit": str(provenance()["git_commit"])}
@@ -421,3 +425,13 @@ def mlflow_log(run_dir: Path, result: TestTimeResult, files: tuple[Path, ...]) -
         raise
     c.set_terminated(run.info.run_id, status="FINISHED")
     return run.info.run_id
+
+
+def run_and_record(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *, run_dir: Path,
+                   progress: bool = False) -> TestTimeResult:
+    """`run_test_time`, then its files in `run_dir`/testtime and, when `run_dir` holds an MLflow
+    run, a child run of it (what a sweep trial with a `test_time:` grid does when it finishes)."""
+    result = run_test_time(cfg, checkpoint_dir, grid, progress=progress, run_dir=run_dir)
+    files = write(result)
+    mlflow_log(run_dir, result, (*files, files[0].with_suffix(".npz")))
+    return result

@@ -51,7 +51,7 @@ def build_report(uri: str, out_dir: Path, *, experiment: str | None = None, swee
                             F.compute_figure(ta, slug, "train_flops"),
                             F.compute_figure(ta, slug, "inference_flops_per_example"),
                             F.curves_figure(data.table, data.histories, ta.task, slug),
-                            F.test_time_figure(data.table, ta.task, slug)) if f is not None]
+                            F.test_time_figure(data.test_time, data.table, ta.task, slug)) if f is not None]
         for f in figs:
             p = fig_dir / f"{f.name}.png"
             p.write_bytes(f.png)

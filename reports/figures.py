@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,27 +194,46 @@ def curves_figure(table: pd.DataFrame, histories: dict, task: str, slug: str) ->
                  "validation.")
 
 
-TTC = re.compile(r"^metric\.(depth|breadth)_(\d+)_exact_accuracy$")
-
-
-def test_time_figure(table: pd.DataFrame, task: str, slug: str) -> Figure | None:
-    """Runs that logged eval/depth_K_exact_accuracy or eval/breadth_K_exact_accuracy."""
-    plt = _plt()
-    runs = table[table["task"] == task]
-    cols = [c for c in runs.columns if TTC.match(c) and runs[c].notna().any()]
-    if not cols:
+def test_time_figure(points: pd.DataFrame, table: pd.DataFrame, task: str, slug: str) -> Figure | None:
+    """Accuracy vs inference FLOPs per example for each checkpoint that has a test-time grid
+    (`rbench eval`, or a sweep's `test_time:`): along depth (more supervision steps, one sample)
+    and along breadth (K trajectories at the trained number of steps)."""
+    if points is None or not len(points) or not len(table):
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
-    for ax, kind in zip(axes, ("depth", "breadth")):
-        ks = sorted((int(TTC.match(c).group(2)), c) for c in cols if TTC.match(c).group(1) == kind)
-        for _, r in runs.iterrows():
-            vals = [(k, r.get(c)) for k, c in ks]
-            vals = [(k, v) for k, v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
-            if vals:
-                ax.plot(*zip(*[(k, 100 * v) for k, v in vals]), "o-", label=r["run_name"])
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel(f"test-time {kind} (segments)" if kind == "depth" else "trajectories")
-        ax.set_ylabel("exact accuracy, %")
+    names = table[table["task"] == task].set_index("run_id")["run_name"].to_dict()
+    pts = points[points["run_id"].isin(names)]
+    if not len(pts):
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), sharey=True)
+    drawn = False
+    for run_id, g in pts.groupby("run_id"):
+        trained = g["trained_steps"].dropna()
+        trained = int(trained.iloc[0]) if len(trained) else int(g["steps"].max())
+        depth = g[g["samples"] == 1].sort_values("steps")
+        breadth = g[g["steps"] == trained].sort_values("samples")
+        for ax, line, label in ((axes[0], depth, "steps"), (axes[1], breadth, "samples")):
+            if not len(line):
+                continue
+            drawn = True
+            ax.plot(line["inference_flops_per_example"], 100 * line["exact_accuracy"], "o-",
+                    label=names[run_id])
+            for _, r in line.iterrows():
+                ax.annotate(str(int(r[label])), (r["inference_flops_per_example"],
+                                                 100 * r["exact_accuracy"]),
+                            fontsize=6, xytext=(2, 2), textcoords="offset points")
+    if not drawn:
+        plt.close(fig)
+        return None
+    for ax, kind in zip(axes, ("depth: supervision steps (1 sample)",
+                               "breadth: trajectories K (trained steps)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("inference FLOPs per example")
+        ax.set_title(kind, fontsize=9)
+    axes[0].set_ylabel("exact accuracy, %")
     axes[0].legend(fontsize=6)
     return _save(fig, f"{slug}-test-time", f"{task}: test-time depth and breadth",
-                 "Same checkpoint evaluated with more supervision steps (depth) or more trajectories (breadth).")
+                 "The same checkpoint evaluated with more or fewer supervision steps (depth; labels: "
+                 "steps) or with K noisy trajectories per puzzle (breadth; labels: K), against the "
+                 "inference FLOPs each costs.")
+

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class RunData:
     parent_run_id: str | None = None
     expected_trials: int | None = None
     uri: str = ""
+    test_time: pd.DataFrame = field(default_factory=pd.DataFrame)    # one row per test-time point
 
 
 def _num(v):
@@ -178,10 +180,13 @@ def load_runs(uri: str, experiment: str | None = None, *, sweep: str | None = No
     flt = filter_string
     if sweep:
         flt = " and ".join(x for x in (flt, f"tags.`rbench.sweep_id` = '{sweep}'") if x)
-    runs = _search(c, _experiment_ids(c, experiment), flt)
+    exp_ids = _experiment_ids(c, experiment)
+    runs = [r for r in _search(c, exp_ids, flt) if r.data.tags.get(T.KIND_TAG) != TEST_TIME_KIND]
     parents = [r for r in runs if r.data.tags.get(T.ROLE_TAG) == "sweep"]
     rows = [_row(r) for r in runs if r.data.tags.get(T.ROLE_TAG) != "sweep"]
     data = RunData(pd.DataFrame(rows), uri=uri)
+    data.test_time = test_time_points(_search(c, exp_ids, f"tags.`{T.KIND_TAG}` = '{TEST_TIME_KIND}'"),
+                                      {row["run_id"] for row in rows})
     if len(parents) == 1:            # one sweep selected: the report belongs on its parent run
         data.parent_run_id = parents[0].info.run_id
         data.expected_trials = _expected_trials(c, parents[0])
@@ -198,6 +203,30 @@ def load_runs(uri: str, experiment: str | None = None, *, sweep: str | None = No
         if col not in data.table and len(data.table):
             data.table[col] = np.nan
     return data
+
+
+TEST_TIME_KIND = "test_time"
+_TT_KEY = re.compile(r"^testtime/s(\d+)_k(\d+)/(exact_accuracy|inference_flops_per_example)$")
+
+
+def test_time_points(child_runs, training_runs: set[str]) -> pd.DataFrame:
+    """The test-time grids (`rbench eval`, or a sweep's `test_time:`) logged as child runs of the
+    selected training runs: one row per (run, steps, samples) point."""
+    rows: dict[tuple, dict] = {}
+    for r in child_runs:
+        parent = r.data.tags.get(T.PARENT_TAG)
+        if parent not in training_runs:
+            continue
+        p = r.data.params
+        for key, value in r.data.metrics.items():
+            m = _TT_KEY.match(key)
+            if m:
+                row = rows.setdefault((r.info.run_id, int(m[1]), int(m[2])), {
+                    "run_id": parent, "test_time_run_id": r.info.run_id, "steps": int(m[1]),
+                    "samples": int(m[2]), "trained_steps": _num(p.get("test_time.trained_steps")),
+                    "noise": _num(p.get("test_time.noise")), "select": p.get("test_time.select")})
+                row[m[3]] = float(value)
+    return pd.DataFrame(list(rows.values()))
 
 
 def _expected_trials(c, parent) -> int | None:

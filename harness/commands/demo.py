@@ -2,7 +2,7 @@
 
 Runs the sweep in `sweeps/demo.yaml` (recursive models next to 1x and 4x-parameter transformers on a
 depth task, every trial at the same training-FLOPs budget) through Ray Tune + Optuna with one MLflow
-child run per trial, then renders the scaling report from MLflow into <runs_dir>/demo/report/
+child run per trial, then renders the scaling report from MLflow into <sweep folder>/report/
 (report.html with figures and fits, report.md, runs.csv, runs.parquet).
 """
 from __future__ import annotations
@@ -22,17 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness.commands.sweep import write_report
     from harness.sweep import format_status, load_spec, run_sweep
-    from harness.tracking import resolve_uri
-    from reports import build_report
 
     sw = load_spec(args.spec)
     resume = args.resume or (sw.sweep_dir / "sweep.json").exists()
     summary = run_sweep(args.spec, resume=resume)
     print(format_status(summary))
-    files = build_report(resolve_uri(sw.base), Path(sw.base.runs_dir) / "demo" / "report",
-                         experiment=sw.base.tracking.experiment, sweep=summary["sweep_id"],
+    files = write_report(str(args.spec), summary,
                          title="rbench demo: recursion vs parameters at equal training FLOPs")
-    print(files.markdown.read_text())
-    print(f"report: {files.html}\nsummary: {files.markdown}\nrun table: {files.csv} {files.parquet}")
+    if files is not None:
+        print(files.markdown.read_text())
     return 0

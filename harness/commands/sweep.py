@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="status: print JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="also show Ray's and Tune's own "
                    "output (otherwise kept in <sweep folder>/ray.log)")
+    p.add_argument("--no-report", action="store_true", help="do not write the scaling report "
+                   "(<sweep folder>/report/report.html) at the end")
     p.set_defaults(func=main)
 
 
@@ -39,5 +41,26 @@ def main(args: argparse.Namespace) -> int:
     summary = run_sweep(target[0], resume=args.resume, verbose=args.verbose,
                         address=args.address or os.environ.get("RAY_ADDRESS"))
     print(format_status(summary))
+    if not args.no_report:
+        write_report(target[0], summary)
     return 0 if summary["counts"]["done"] + summary["counts"]["stopped"] > 0 or \
         not summary["trials"] else 1
+
+
+def write_report(spec_path: str, summary: dict, title: str | None = None):
+    """The scaling report of a finished (or stopped) sweep, from its MLflow runs, into
+    <sweep folder>/report/ and onto the sweep's parent run. None when tracking is off."""
+    from pathlib import Path
+
+    from harness.sweep import load_spec
+    from harness.tracking import resolve_uri
+    from reports import build_report
+
+    sw = load_spec(spec_path)
+    if not sw.base.tracking.enabled or not summary.get("trials"):
+        return None
+    files = build_report(resolve_uri(sw.base), Path(sw.sweep_dir) / "report",
+                         experiment=sw.base.tracking.experiment, sweep=summary["sweep_id"],
+                         title=title)
+    print(f"report: {files.html}\nsummary: {files.markdown}\nrun table: {files.csv} {files.parquet}")
+    return files

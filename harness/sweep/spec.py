@@ -48,6 +48,7 @@ from harness.config import (
     read_yaml,
 )
 from harness.errors import ConfigError
+from harness.testtime import TestTimeSpec
 
 # ---------------------------------------------------------------------------------------------
 # The spec
@@ -230,6 +231,7 @@ class SweepSpec(_Strict):
     max_concurrency: PositiveInt = 1
     resources: Resources = Resources()
     storage: str | None = None          # Optuna RDB URL; default sqlite:///<sweep folder>/optuna.db
+    test_time: TestTimeSpec | None = None   # a test-time grid run on each finished trial's checkpoint
     runs_dir: str | None = None         # default: the base experiment's runs_dir
 
     @field_validator("space")

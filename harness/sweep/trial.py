@@ -100,6 +100,10 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
             outcome = run_job(job)
             if not outcome.ok:   # e.g. retries exhausted: Tune has not seen this one
                 tune.report(outcome.to_report())
+        if outcome.ok and spec.test_time is not None and outcome.checkpoint_dir is not None:
+            from harness.testtime import run_and_record
+            # a child run of this trial's run: accuracy vs inference FLOPs along depth and breadth
+            run_and_record(cfg, outcome.checkpoint_dir, spec.test_time.grid(cfg), run_dir=run_dir)
     except BaseException:        # Tune retries the trial, or its callbacks close the run
         runs.abandon_trial_run(tracker)
         raise

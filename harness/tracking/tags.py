@@ -31,6 +31,7 @@ CHECKPOINT_TAG = "rbench.checkpoint_dir"
 FINAL_STEP_TAG = "rbench.final_step"
 FAILURE_TAG = "rbench.failure_reason"     # why a run is FAILED
 STOP_TAG = "rbench.stop_reason"           # why a run is KILLED (interrupted, stopped early)
+KIND_TAG = "rbench.kind"                  # "test_time": a test-time grid, child of a training run
 ATTEMPT_TAG = "rbench.attempts"           # how many times the run was (re)opened
 
 # Sweeps: one parent run per sweep, one child run per trial.

@@ -96,12 +96,15 @@ def test_an_empty_selection_still_renders(study, tmp_path):
 
 def test_test_time_curves_are_drawn_when_a_run_logged_them():
     from reports.figures import test_time_figure
-    t = pd.DataFrame([{"task": "t", "run_name": "r", "metric.depth_2_exact_accuracy": 0.5,
-                       "metric.depth_8_exact_accuracy": 0.7, "metric.breadth_4_exact_accuracy": 0.6,
-                       "metric.breadth_16_exact_accuracy": 0.65}])
-    fig = test_time_figure(t, "t", "t")
+    table = pd.DataFrame([{"task": "t", "run_name": "r", "run_id": "a"},
+                          {"task": "u", "run_name": "other task", "run_id": "b"}])
+    pts = pd.DataFrame([{"run_id": "a", "steps": s, "samples": k, "trained_steps": 2,
+                         "exact_accuracy": 0.1 * s + 0.01 * k, "inference_flops_per_example": 1e6 * s * k}
+                        for s, k in ((1, 1), (2, 1), (4, 1), (2, 4), (2, 16))])
+    fig = test_time_figure(pts, table, "t", "t")
     assert fig is not None and len(fig.png) > 5000
-    assert test_time_figure(t.drop(columns=[c for c in t if c.startswith("metric.")]), "t", "t") is None
+    assert test_time_figure(pts.iloc[0:0], table, "t", "t") is None          # no grid: no figure
+    assert test_time_figure(pts, table, "u", "u") is None                    # not this task's runs
 
 
 def test_an_explicit_family_tag_wins_over_the_derived_family():
