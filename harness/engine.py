@@ -103,10 +103,11 @@ def init_distributed(rt: Runtime) -> tuple[int, int]:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        for key, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"),
-                           ("MASTER_ADDR", "127.0.0.1")):
-            os.environ.setdefault(key, value)
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            # Alone: a fresh port, never one inherited from a parent process (a test runner, a
+            # raylet) whose own one-process group may still be listening on it.
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                              MASTER_PORT=str(_free_port()))
         deepspeed.init_distributed(dist_backend=rt.backend, verbose=False)
     return dist.get_rank(), dist.get_world_size()
 

@@ -104,7 +104,8 @@ def _evaluate_checkpoint(runs_dir, ckpt_file, rank, world) -> dict:
     data = build(spec, Path(cfg.runs_dir) / "data")
     model = build_model(cfg.model, data["train"].meta)
     model.load_state_dict(torch.load(ckpt_file, map_location="cpu", weights_only=True)["module"])
-    return evaluate(model, spec, data["test"], cfg, torch.device("cpu"), rank, world)
+    metrics, _ = evaluate(model, spec, data["test"], cfg, torch.device("cpu"), rank, world)
+    return metrics
 
 
 def _train_here(runs_dir, run_dir, zero_stage: int, monkeypatch) -> dict:
