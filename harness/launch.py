@@ -164,9 +164,6 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
     cfg = ExperimentConfig.model_validate(config["cfg"])
     scratch = Path(config["scratch_dir"]) / f"rank{rank}"
     _write_worker_info(scratch, rank)
-    # Local copies left by an earlier attempt are stale (and maybe half-written): storage is the
-    # source of truth, and the engine writes each new checkpoint here before Ray uploads it.
-    shutil.rmtree(scratch / "checkpoints", ignore_errors=True)
 
     tracker = None
     if rank == 0 and config.get("mlflow_run_id"):
@@ -204,6 +201,10 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
             # outcome stands; report it again (no new checkpoint) instead of training more.
             report(final)
             return TrialOutcome.from_report(final)
+    # Training again: local copies left by an earlier attempt are stale (and maybe half-written):
+    # storage is the source of truth, and the engine writes each new checkpoint here before Ray
+    # uploads it. (A job already over keeps them: they are its final model.)
+    shutil.rmtree(scratch / "checkpoints", ignore_errors=True)
     fallback = config.get("fallback_resume")
     source = restored.as_directory() if restored is not None else nullcontext(fallback)
     resumed_from = 0.0

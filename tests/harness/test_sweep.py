@@ -123,7 +123,8 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
     steps = 60
     spec = write_sweep(root, experiment_file, name="grid",
                        space={"train.lr": {"type": "categorical", "values": [GOOD_LR, NAN_LR]}},
-                       train={"steps": steps, "checkpoint_every": 10, "log_every": 10})
+                       train={"steps": steps, "checkpoint_every": 10, "log_every": 10,
+                              "ema_decay": 0.9})
     sweep_dir = load_spec(spec).sweep_dir
     killer = WorkerKiller(sweep_dir, at_step=10)
     killer.start()
@@ -139,7 +140,8 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
     reference = engine_train(cfg.model_copy(update={"runs_dir": str(root / "ref-runs")}),
                              root / "reference", progress=False)
     print(f"[grid] sweep took {elapsed:.1f}s; killed {killer.killed}")
-    return {"summary": summary, "sweep_dir": sweep_dir, "killer": killer, "reference": reference}
+    return {"summary": summary, "sweep_dir": sweep_dir, "killer": killer, "reference": reference,
+            "reference_dir": root / "reference", "steps": steps, "log_every": 10}
 
 
 @pytest.mark.slow
@@ -203,6 +205,29 @@ def test_killed_worker_trial_resumes_from_checkpoint_and_matches_undisturbed_run
     for key in ("exact_accuracy", "token_accuracy"):
         assert run.data.metrics[f"eval/{key}"] == pytest.approx(ref.metrics[key], abs=1e-6)
     assert good.values[0] == pytest.approx(ref.metrics["exact_accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_worker_trial_ends_with_the_undisturbed_runs_tensors_and_logs_each_step_once(grid):
+    """The killed-and-restarted trial's final checkpoint holds the same module weights, EMA and
+    optimizer state as the undisturbed run's (float tolerance), and its MLflow history has each
+    logged step of train/loss exactly once (the rerun neither repeats nor skips a step)."""
+    from harness import checkpoint
+    from sweep_checks import assert_same_checkpoint, metric_steps
+
+    killed = grid["killer"].killed
+    assert killed is not None, "no worker was killed: the trial finished too fast"
+    trial_dir = grid["sweep_dir"] / "trials" / killed["trial"]
+    final = checkpoint.latest(trial_dir / "workers" / "rank0")
+    want = checkpoint.latest(grid["reference_dir"])
+    assert final.name == want.name == f"step_{grid['steps']:08d}"
+    assert_same_checkpoint(final, want)
+    number = str(int(killed["trial"].split("_")[1]))
+    run = next(r for r in child_runs(grid["sweep_dir"]) if r.data.tags["rbench.trial_number"] == number)
+    state = json.loads((grid["sweep_dir"] / "sweep.json").read_text())
+    every = grid["log_every"]
+    assert metric_steps(state["tracking_uri"], run.info.run_id, "train/loss") == \
+        list(range(every, grid["steps"] + 1, every))
 
 
 @pytest.mark.slow
