@@ -159,7 +159,7 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
 
     from harness import checkpoint as ckpt
     from harness import engine
-    from harness.tracking import EVAL_PREFIX, Tracker
+    from harness.tracking import EVAL_PREFIX, TRAIN_PREFIX, Tracker
 
     cfg = ExperimentConfig.model_validate(config["cfg"])
     scratch = Path(config["scratch_dir"]) / f"rank{rank}"
@@ -169,17 +169,21 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
     if rank == 0 and config.get("mlflow_run_id"):
         tracker = Tracker(cfg, run_dir=scratch, run_id=config["mlflow_run_id"])
         tracker.start()
+    # An earlier attempt may have logged steps past the checkpoint this one resumes from (it died
+    # between logging step N and storing checkpoint N): those steps are trained again, with the
+    # same values, but logged once.
+    logged = _logged_through(tracker, (TRAIN_PREFIX, EVAL_PREFIX)) if tracker else {}
     last_log: dict[str, float] = {}
     extra = dict(config.get("extra_metrics") or {})
 
     def on_log(step: int, metrics: dict[str, float]) -> None:
         last_log.clear()
         last_log.update(metrics)
-        if tracker:
+        if tracker and step > logged.get(TRAIN_PREFIX, -1):
             tracker.log_metrics(step, metrics)
 
     def on_eval(step: int, metrics: dict[str, float]) -> None:
-        if tracker:
+        if tracker and step > logged.get(EVAL_PREFIX, -1):
             tracker.log_metrics(step, metrics, prefix=EVAL_PREFIX)
 
     def on_checkpoint(step: int, path: Path, metrics: dict[str, float]) -> None:
@@ -229,6 +233,21 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
         puzzle_embedding_entries=result.puzzle_embedding_entries, resumed_from_step=resumed_from,
         extra=extra)
     return _report_outcome(rank, scratch, outcome, report)
+
+
+def _logged_through(tracker, prefixes: tuple[str, ...]) -> dict[str, int]:
+    """prefix -> the last step of any metric with that prefix already in the tracker's run (none
+    for a new run)."""
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(tracker.uri)
+    out: dict[str, int] = {}
+    for key in c.get_run(tracker.run_id).data.metrics:
+        prefix = next((p for p in prefixes if key.startswith(p)), None)
+        if prefix is not None:
+            steps = [m.step for m in c.get_metric_history(tracker.run_id, key)]
+            out[prefix] = max([out.get(prefix, -1), *steps])
+    return out
 
 
 def _report_outcome(rank: int, scratch: Path, outcome: TrialOutcome, report) -> TrialOutcome:

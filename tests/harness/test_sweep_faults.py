@@ -87,3 +87,44 @@ def test_driver_killed_right_after_ask_resumes_without_loss_duplicate_or_drift(
     assert interrupted.user_attrs["step"] == ref.step == STEPS
     assert_same_checkpoint(checkpoint.latest(sweep_dir / "trials" / "trial_00001" / "workers" / "rank0"),
                            checkpoint.latest(tmp_path / "reference"))
+
+
+def test_rerun_from_an_older_checkpoint_logs_no_step_twice(tmp_path, experiment_file):
+    """A trial's process can die after it logged step N but before its checkpoint N was stored;
+    the rerun resumes from the checkpoint before N and trains step N again. Its MLflow history
+    must still hold each step once (and the final metrics must still be logged). Here the
+    "killed" attempt ran to step 20 and the rerun is handed its step-10 checkpoint: the engine
+    in this process, through the same session code a 1-worker trial runs (no Ray needed)."""
+    import shutil
+
+    from ray.train import Checkpoint
+
+    from harness import checkpoint
+    from harness.config import load_experiment
+    from harness.launch import run_session
+    from harness.tracking import Tracker
+
+    cfg = load_experiment(experiment_file(tmp_path / "tiny.yaml", tmp_path / "runs",
+                                          train={"steps": 2 * EVERY, "checkpoint_every": EVERY,
+                                                 "log_every": EVERY // 2}))
+    tracker = Tracker(cfg, run_dir=tmp_path / "run")
+    run_id = tracker.start()
+    session = {"cfg": cfg.to_dict(), "scratch_dir": str(tmp_path / "run" / "workers"),
+               "mlflow_run_id": run_id, "fallback_resume": None, "progress": False,
+               "extra_metrics": {}}
+    reports: list[dict] = []
+
+    def report(metrics, checkpoint=None, **_):
+        reports.append(metrics)
+
+    first = run_session(session, rank=0, get_checkpoint=lambda: None, report=report)
+    assert first.step == 2 * EVERY
+    older = tmp_path / "stored" / f"step_{EVERY:08d}"      # what the store kept: step 10 only
+    shutil.copytree(checkpoint.step_dir(tmp_path / "run" / "workers" / "rank0", EVERY), older)
+    rerun = run_session(session, rank=0, get_checkpoint=lambda: Checkpoint.from_directory(str(older)),
+                        report=report)
+    assert rerun.step == 2 * EVERY and rerun.resumed_from_step == EVERY
+    every = EVERY // 2
+    for key in ("train/loss", "train/lr"):
+        assert metric_steps(tracker.uri, run_id, key) == list(range(every, 2 * EVERY + 1, every)), key
+    assert rerun.metrics == pytest.approx(first.metrics)
