@@ -216,8 +216,9 @@ def test_killed_worker_trial_ends_with_the_undisturbed_runs_tensors_and_logs_eac
     """The killed-and-restarted trial's final checkpoint holds the same module weights, EMA and
     optimizer state as the undisturbed run's (float tolerance), and its MLflow history has each
     logged step of train/loss exactly once (the rerun neither repeats nor skips a step)."""
-    from harness import checkpoint
     from sweep_checks import assert_same_checkpoint, metric_steps
+
+    from harness import checkpoint
 
     killed = grid["killer"].killed
     assert killed is not None, "no worker was killed: the trial finished too fast"
