@@ -162,9 +162,6 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
     cfg = ExperimentConfig.model_validate(config["cfg"])
     scratch = Path(config["scratch_dir"]) / f"rank{rank}"
     _write_worker_info(scratch, rank)
-    # Local copies left by an earlier attempt are stale (and maybe half-written): storage is the
-    # source of truth, and the engine writes each new checkpoint here before Ray uploads it.
-    shutil.rmtree(scratch / "checkpoints", ignore_errors=True)
 
     # Rank 0 logs into the driver's run through its own helper process (which writes what was
     # buffered if this worker is killed, but leaves ending the run to the driver: Ray retries).
@@ -217,6 +214,10 @@ def _train_and_report(config: dict[str, Any], cfg: ExperimentConfig, rank: int, 
             # outcome stands; report it again (no new checkpoint) instead of training more.
             report(final)
             return TrialOutcome.from_report(final)
+    # Training again: local copies left by an earlier attempt are stale (and maybe half-written):
+    # storage is the source of truth, and the engine writes each new checkpoint here before Ray
+    # uploads it. (A job already over keeps them: they are its final model.)
+    shutil.rmtree(scratch / "checkpoints", ignore_errors=True)
     fallback = config.get("fallback_resume")
     source = restored.as_directory() if restored is not None else nullcontext(fallback)
     resumed_from = 0.0

@@ -17,7 +17,9 @@ Per trial the study records user attrs `family`, `seed`, `tune_trial_id`, and on
 """
 from __future__ import annotations
 
+import os
 import pickle
+import signal
 import warnings
 from typing import Any
 
@@ -34,6 +36,11 @@ from harness.sweep.spec import (
 from harness.sweep.state import open_storage
 
 TRIAL_KEY = "_rbench"          # trial config entry holding the Optuna trial's number
+# Test-only fault injection: with this set to an Optuna trial number, the driver SIGKILLs itself
+# right after Optuna's ask() returns that trial, before anything else is recorded (its parameters,
+# Tune's trial table, Tune's experiment-state save): the worst moment for a driver to die. Unset
+# (always, outside tests) it costs one environment lookup per suggestion.
+FAULT_KILL_AFTER_ASK = "RBENCH_FAULT_KILL_AFTER_ASK"
 RECORDED = ("flops", "flops_cumulative", "step", "num_parameters", "resumed_from_step",
             "match_ratio")
 
@@ -52,6 +59,12 @@ def make_sampler(spec: SweepSpec):
         kw = {"population_size": s.population_size} if s.population_size else {}
         return optuna.samplers.NSGAIISampler(seed=s.seed, **kw)
     return optuna.samplers.RandomSampler(seed=s.seed)
+
+
+def fault_after_ask(number: int) -> None:
+    """The fault-injection hook (see FAULT_KILL_AFTER_ASK)."""
+    if os.environ.get(FAULT_KILL_AFTER_ASK) == str(number):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def param_name(spec: SweepSpec, family: str, key: str) -> str:
@@ -138,37 +151,48 @@ class StudySearcher(Searcher):
 
     # -- Searcher ----------------------------------------------------------------------------
     def suggest(self, trial_id: str):
+        import optuna
+
         spec = self.spec
         if self._adopt is None:
             self._adopt = self._orphans()
         if self._adopt:
+            # The same Optuna trial again, as a live trial: whatever the dead driver had not yet
+            # suggested on it (it may have died right after ask) is filled in now, exactly as a
+            # new trial's (an enqueued grid point's fixed values; already-set ones are kept).
             number = self._adopt.pop(0)
-            frozen = self.storage.get_trial(self._trial_id(number))
-            params, attrs = dict(frozen.params), dict(frozen.user_attrs)
+            trial = optuna.trial.Trial(self.study, self._trial_id(number))
         else:
             if spec.sampler.type == "grid" and not self._enqueue_next_grid_point():
                 return self.FINISHED
             trial = self.study.ask()
-            family = DEFAULT_FAMILY
-            if spec.families is not None:
-                family = trial.suggest_categorical("family", list(spec.family_specs))
-            for key, dim in spec.family_space(family).items():
-                _suggest(trial, param_name(spec, family, key), dim, spec.sampler.type == "grid")
-            number, params = trial.number, dict(trial.params)
-            attrs = dict(trial.user_attrs)
-            if "seed" not in attrs:
-                attrs["seed"] = spec.seed_list[0]
-                trial.set_user_attr("seed", attrs["seed"])
-            attrs["family"] = family
-            trial.set_user_attr("family", family)
-            if spec.sampler.type != "grid" and "replica_of" not in attrs:
-                self._enqueue_replicas(number, params, family)
+            fault_after_ask(trial.number)
+        number, family, params, attrs = self._fill(trial)
         self._live[trial_id] = number
         self._set_attr(number, "tune_trial_id", trial_id)
-        family = attrs.get("family", params.get("family", DEFAULT_FAMILY))
         return {"family": family, "seed": int(attrs["seed"]),
                 "params": {plain_key(k): v for k, v in params.items() if k != "family"},
                 TRIAL_KEY: {"number": number, "optuna_trial_id": self._trial_id(number)}}
+
+    def _fill(self, trial) -> tuple[int, str, dict[str, Any], dict[str, Any]]:
+        """Suggest this trial's family and parameters and record its seed and family (idempotent:
+        a parameter or attribute already set is kept). Returns (number, family, params, attrs)."""
+        spec = self.spec
+        family = DEFAULT_FAMILY
+        if spec.families is not None:
+            family = trial.suggest_categorical("family", list(spec.family_specs))
+        for key, dim in spec.family_space(family).items():
+            _suggest(trial, param_name(spec, family, key), dim, spec.sampler.type == "grid")
+        attrs = dict(trial.user_attrs)
+        if "seed" not in attrs:
+            attrs["seed"] = spec.seed_list[0]
+            trial.set_user_attr("seed", attrs["seed"])
+        if attrs.get("family") != family:
+            attrs["family"] = family
+            trial.set_user_attr("family", family)
+        if spec.sampler.type != "grid" and "replica_of" not in attrs:
+            self._enqueue_replicas(trial.number, dict(trial.params), family)
+        return trial.number, family, dict(trial.params), attrs
 
     def _orphans(self) -> list[int]:
         """RUNNING trials of the study that no Tune trial holds: asked for by a driver that died

@@ -5,7 +5,8 @@ training processes and a killed driver.
 Two sweeps run:
 - `grid` (module-scoped fixture): two 1-worker trials at once (one per node): a good learning rate
   and 1e30 (its loss goes NaN). While the good trial trains, its training process (the Tune trial
-  actor) is SIGKILLed once Tune registered its first checkpoint.
+  actor) is SIGKILLed once Tune registered its first checkpoint; EMA is on, and the final
+  checkpoint (module, EMA, optimizer) is compared with an undisturbed run's.
 - the killed-driver test: a grid over two families x 2 seeds; the `rbench sweep` driver process is
   SIGKILLed mid-sweep, then `rbench sweep --resume` finishes the same study.
 """
@@ -25,6 +26,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD_LR, NAN_LR = 3e-3, 1e30
+# long enough (~7 s on a loaded core) that the interrupted trial is still training when its
+# driver's SIGKILL lands (at 60 steps it sometimes finished first under load)
+STEPS_KILLDRIVER = 100
 
 
 def write_sweep(root: Path, experiment_file, *, name: str, space: dict, train: dict,
@@ -123,7 +127,8 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
     steps = 60
     spec = write_sweep(root, experiment_file, name="grid",
                        space={"train.lr": {"type": "categorical", "values": [GOOD_LR, NAN_LR]}},
-                       train={"steps": steps, "checkpoint_every": 10, "log_every": 10})
+                       train={"steps": steps, "checkpoint_every": 10, "log_every": 10,
+                              "ema_decay": 0.9})
     sweep_dir = load_spec(spec).sweep_dir
     killer = WorkerKiller(sweep_dir, at_step=10)
     killer.start()
@@ -139,7 +144,8 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
     reference = engine_train(cfg.model_copy(update={"runs_dir": str(root / "ref-runs")}),
                              root / "reference", progress=False)
     print(f"[grid] sweep took {elapsed:.1f}s; killed {killer.killed}")
-    return {"summary": summary, "sweep_dir": sweep_dir, "killer": killer, "reference": reference}
+    return {"summary": summary, "sweep_dir": sweep_dir, "killer": killer, "reference": reference,
+            "reference_dir": root / "reference", "steps": steps, "log_every": 10}
 
 
 @pytest.mark.slow
@@ -206,6 +212,30 @@ def test_killed_worker_trial_resumes_from_checkpoint_and_matches_undisturbed_run
 
 
 @pytest.mark.slow
+def test_killed_worker_trial_ends_with_the_undisturbed_runs_tensors_and_logs_each_step_once(grid):
+    """The killed-and-restarted trial's final checkpoint holds the same module weights, EMA and
+    optimizer state as the undisturbed run's (float tolerance), and its MLflow history has each
+    logged step of train/loss exactly once (the rerun neither repeats nor skips a step)."""
+    from sweep_checks import assert_same_checkpoint, metric_steps
+
+    from harness import checkpoint
+
+    killed = grid["killer"].killed
+    assert killed is not None, "no worker was killed: the trial finished too fast"
+    trial_dir = grid["sweep_dir"] / "trials" / killed["trial"]
+    final = checkpoint.latest(trial_dir / "workers" / "rank0")
+    want = checkpoint.latest(grid["reference_dir"])
+    assert final.name == want.name == f"step_{grid['steps']:08d}"
+    assert_same_checkpoint(final, want)
+    number = str(int(killed["trial"].split("_")[1]))
+    run = next(r for r in child_runs(grid["sweep_dir"]) if r.data.tags["rbench.trial_number"] == number)
+    state = json.loads((grid["sweep_dir"] / "sweep.json").read_text())
+    every = grid["log_every"]
+    assert metric_steps(state["tracking_uri"], run.info.run_id, "train/loss") == \
+        list(range(every, grid["steps"] + 1, every))
+
+
+@pytest.mark.slow
 def test_killed_driver_resumes_two_families_without_duplicates_or_losses(ray_cluster, tmp_path,
                                                                         experiment_file):
     """A grid over two families (TRM, looped transformer) x 2 seeds. SIGKILL `rbench sweep` once
@@ -220,7 +250,7 @@ def test_killed_driver_resumes_two_families_without_duplicates_or_losses(ray_clu
     # second is mid-training with a registered checkpoint.
     spec = write_sweep(tmp_path, experiment_file, name="killdriver", max_concurrency=1,
                        families=families, seeds=[0, 1], space={},
-                       train={"steps": 60, "checkpoint_every": 10, "log_every": 10})
+                       train={"steps": STEPS_KILLDRIVER, "checkpoint_every": 10, "log_every": 10})
     sweep_dir = load_spec(spec).sweep_dir
     expected = {(f, s) for f in families for s in (0, 1)}
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(spec), "--address", ray_cluster.address]
@@ -237,11 +267,13 @@ def test_killed_driver_resumes_two_families_without_duplicates_or_losses(ray_clu
                         trial_dir = sweep_dir / "trials" / f"trial_{t.number:05d}"
                         if (t.state.name == "RUNNING" and registered_checkpoint(trial_dir, 10)
                                 and not trial_over(trial_dir)):
+                            # at once: the trial trains on, and must still be mid-training
+                            os.kill(driver.pid, signal.SIGKILL)
                             victim = t.number
+                            break
             time.sleep(0.1)
         if victim is None:
             pytest.fail("the sweep did not reach the point to kill its driver")
-        os.kill(driver.pid, signal.SIGKILL)
     finally:
         driver.wait(timeout=60)
         log.close()
@@ -258,7 +290,7 @@ def test_killed_driver_resumes_two_families_without_duplicates_or_losses(ray_clu
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert {(t.user_attrs["family"], t.user_attrs["seed"]) for t in trials} == expected
     interrupted_trial = trials[victim]
-    steps = 60
+    steps = STEPS_KILLDRIVER
     assert interrupted_trial.user_attrs["step"] == steps
     assert 10 <= interrupted_trial.user_attrs["resumed_from_step"] < steps
     runs = child_runs(sweep_dir)
