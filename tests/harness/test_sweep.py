@@ -26,9 +26,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD_LR, NAN_LR = 3e-3, 1e30
-# long enough (~7 s on a loaded core) that the interrupted trial is still training when its
-# driver's SIGKILL lands (at 60 steps it sometimes finished first under load)
-STEPS_KILLDRIVER = 100
+# Trials long enough that a kill lands while they still train: Tune registers a checkpoint only
+# when its driver processes the report, which can lag the trial by seconds; a trial of 60-100
+# steps (2-4 s on an idle core) was sometimes over before either kill below could land.
+STEPS_KILLDRIVER = 240
+STEPS_GRID = 240
 
 
 def write_sweep(root: Path, experiment_file, *, name: str, space: dict, train: dict,
@@ -124,7 +126,7 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
     from harness.sweep import load_spec, run_sweep
 
     root = tmp_path_factory.mktemp("grid")
-    steps = 60
+    steps = STEPS_GRID
     spec = write_sweep(root, experiment_file, name="grid",
                        space={"train.lr": {"type": "categorical", "values": [GOOD_LR, NAN_LR]}},
                        train={"steps": steps, "checkpoint_every": 10, "log_every": 10,

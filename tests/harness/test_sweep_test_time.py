@@ -20,7 +20,7 @@ def test_a_sweep_trial_ends_with_its_test_time_grid_and_the_report_draws_it(
 
     experiment_file(tmp_path / "experiments" / "tiny.yaml", tmp_path / "runs",
                     train={"steps": 12, "checkpoint_every": 0, "eval_examples": 16})
-    spec = {"name": "tt", "experiment": "experiments/tiny.yaml", "space": {}, "seeds": [0],
+    spec = {"name": "tt", "experiment": "experiments/tiny.yaml", "space": {"train.lr": [3e-3]}, "seeds": [0],
             "sampler": {"type": "grid", "seed": 0}, "max_concurrency": 1,
             "resources": {"workers": 1, "cpus_per_worker": 1, "trial_driver": {"driver_slot": 1}},
             "test_time": {"steps": [1, 2], "samples": [1, 2], "noise": 0.1, "examples": 16}}
