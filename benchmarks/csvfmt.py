@@ -6,12 +6,13 @@
 One puzzle per row; `question` and `answer` are the grid read row by row as characters. Any malformed
 row stops the read with a `DataError` naming the file, the line and the reason.
 """
+
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -23,19 +24,30 @@ HEADER = ("source", "question", "answer", "rating")
 @dataclass
 class Rows:
     path: Path
-    lines: np.ndarray       # [M] line number of each row in the file (for later error messages)
+    lines: np.ndarray  # [M] line number of each row in the file (for later error messages)
     sources: list[str]
-    questions: np.ndarray   # [M, L] uint8 codes after `decode`
-    answers: np.ndarray     # [M, L] uint8
-    ratings: np.ndarray     # [M] float64 (nan where the file has none)
+    questions: np.ndarray  # [M, L] uint8 codes after `decode`
+    answers: np.ndarray  # [M, L] uint8
+    ratings: np.ndarray  # [M] float64 (nan where the file has none)
 
-    def take(self, idx: np.ndarray) -> "Rows":
-        return Rows(self.path, self.lines[idx], [self.sources[i] for i in idx], self.questions[idx],
-                    self.answers[idx], self.ratings[idx])
+    def take(self, idx: np.ndarray) -> Rows:
+        return Rows(
+            self.path,
+            self.lines[idx],
+            [self.sources[i] for i in idx],
+            self.questions[idx],
+            self.answers[idx],
+            self.ratings[idx],
+        )
 
 
-def read(path: Path, length: int, q_alphabet: str, a_alphabet: str,
-         decode: Callable[[bytes], np.ndarray] | None = None) -> Rows:
+def read(
+    path: Path,
+    length: int,
+    q_alphabet: str,
+    a_alphabet: str,
+    decode: Callable[[bytes], np.ndarray] | None = None,
+) -> Rows:
     """Read and check every row: `question`/`answer` must be `length` characters from their
     alphabets; `rating` (optional column) must be a number. Characters are mapped to their index in
     `a_alphabet` (question characters must appear in it too unless `decode` is given)."""
@@ -59,8 +71,9 @@ def read(path: Path, length: int, q_alphabet: str, a_alphabet: str,
             raise DataError(path, 1, f"unreadable CSV ({e})") from None
         cols = [h.strip().lower() for h in header]
         if "question" not in cols or "answer" not in cols:
-            raise DataError(path, 1, f"header {header!r} lacks the columns question, answer "
-                                     f"(expected {','.join(HEADER)})")
+            raise DataError(
+                path, 1, f"header {header!r} lacks the columns question, answer (expected {','.join(HEADER)})"
+            )
         iq, ia = cols.index("question"), cols.index("answer")
         isrc = cols.index("source") if "source" in cols else None
         irat = cols.index("rating") if "rating" in cols else None
@@ -75,13 +88,17 @@ def read(path: Path, length: int, q_alphabet: str, a_alphabet: str,
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != len(cols):
-                raise DataError(path, line, f"expected {len(cols)} fields ({','.join(cols)}), "
-                                            f"got {len(row)}")
+                raise DataError(path, line, f"expected {len(cols)} fields ({','.join(cols)}), got {len(row)}")
             q, a = row[iq].strip(), row[ia].strip()
             for what, s in (("question", q), ("answer", a)):
                 if len(s) != length or not s.isascii():
-                    raise DataError(path, line, f"{what} has {len(s)} characters, expected {length}"
-                                    if len(s) != length else f"{what} has non-ASCII characters")
+                    raise DataError(
+                        path,
+                        line,
+                        f"{what} has {len(s)} characters, expected {length}"
+                        if len(s) != length
+                        else f"{what} has non-ASCII characters",
+                    )
             rating = float("nan")
             if irat is not None and row[irat].strip():
                 try:
@@ -106,11 +123,15 @@ def read(path: Path, length: int, q_alphabet: str, a_alphabet: str,
         if len(bad_rows):
             i = int(bad_rows[0])
             bad = sorted({chr(x) for x in b[i].tolist()} - allowed)
-            raise DataError(path, int(lines[i]), f"{what} contains {''.join(bad)!r}; "
-                                                 f"allowed characters: {''.join(sorted(allowed))!r}")
+            raise DataError(
+                path,
+                int(lines[i]),
+                f"{what} contains {''.join(bad)!r}; allowed characters: {''.join(sorted(allowed))!r}",
+            )
     questions = decode(qb) if decode is not None else lut[qb]
-    return Rows(path, np.asarray(lines, np.int64), sources, questions, lut[ab],
-                np.asarray(ratings, np.float64))
+    return Rows(
+        path, np.asarray(lines, np.int64), sources, questions, lut[ab], np.asarray(ratings, np.float64)
+    )
 
 
 def write(path: Path, rows: Iterable[tuple[str, str, str, float | int]]) -> int:

@@ -5,6 +5,7 @@ fixed-length integer sequences, labels aligned with them, a puzzle identifier pe
 puzzle embeddings) and a group id per example (all augmented variants of one original puzzle share
 a group; the sampler draws one variant per group per epoch).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -18,10 +19,10 @@ IGNORE_LABEL_ID = -100  # labels equal to this are not scored and carry no loss
 
 @dataclass(frozen=True)
 class DatasetMeta:
-    task: str                      # registry name, e.g. "sudoku-4x4"
-    seq_len: int                   # tokens per example, without puzzle-embedding prefix positions
-    vocab_size: int                # token ids are 0..vocab_size-1, 0 = pad
-    num_puzzle_identifiers: int    # identifiers are 0..n-1; 0 = "no identifier" (blank)
+    task: str  # registry name, e.g. "sudoku-4x4"
+    seq_len: int  # tokens per example, without puzzle-embedding prefix positions
+    vocab_size: int  # token ids are 0..vocab_size-1, 0 = pad
+    num_puzzle_identifiers: int  # identifiers are 0..n-1; 0 = "no identifier" (blank)
     extra: dict = field(default_factory=dict)  # family-specific facts (grid size, ...), JSON-safe
 
 
@@ -53,7 +54,7 @@ class MappedRows:
         return len(self.base_id)
 
     def __getitem__(self, idx):
-        if isinstance(idx, tuple):           # rows first, then the column part on the result
+        if isinstance(idx, tuple):  # rows first, then the column part on the result
             first, rest = self[idx[0]], idx[1:]
             return first[rest] if first.ndim == 1 else first[(slice(None),) + rest]
         rows = self.base[self.base_id[idx]]
@@ -67,15 +68,19 @@ class MappedRows:
         return out if dtype is None else out.astype(dtype)
 
     @classmethod
-    def pack(cls, tokens: np.ndarray) -> "MappedRows":
+    def pack(cls, tokens: np.ndarray) -> MappedRows:
         """An [N, L] array of tokens in 0..255 stored as uint8 under one identity map: a quarter of
         the int32 size (used for large augmented splits, e.g. Sudoku x 1000 augmentations)."""
         assert tokens.min() >= 0 and tokens.max() < 256
         n = len(tokens)
-        return cls(tokens.astype(np.uint8), np.arange(n, dtype=np.int32),
-                   np.arange(int(tokens.max()) + 1, dtype=np.int32)[None], np.zeros(n, np.int32))
+        return cls(
+            tokens.astype(np.uint8),
+            np.arange(n, dtype=np.int32),
+            np.arange(int(tokens.max()) + 1, dtype=np.int32)[None],
+            np.zeros(n, np.int32),
+        )
 
-    def take(self, index: np.ndarray) -> "MappedRows":
+    def take(self, index: np.ndarray) -> MappedRows:
         """The rows at `index`, still compact."""
         return MappedRows(self.base, self.base_id[index], self.maps, self.map_id[index])
 
@@ -83,7 +88,7 @@ class MappedRows:
         return {f"{prefix}.{k}": getattr(self, k) for k in ("base", "base_id", "maps", "map_id")}
 
     @classmethod
-    def from_parts(cls, z, prefix: str) -> "MappedRows":
+    def from_parts(cls, z, prefix: str) -> MappedRows:
         return cls(*(z[f"{prefix}.{k}"] for k in ("base", "base_id", "maps", "map_id")))
 
 
@@ -97,10 +102,10 @@ def _rows_load(z, name: str):
 
 @dataclass
 class PuzzleDataset:
-    inputs: np.ndarray              # [N, seq_len] int32 (or MappedRows: indexes like one)
-    labels: np.ndarray              # [N, seq_len] int32, IGNORE_LABEL_ID where not scored (idem)
+    inputs: np.ndarray  # [N, seq_len] int32 (or MappedRows: indexes like one)
+    labels: np.ndarray  # [N, seq_len] int32, IGNORE_LABEL_ID where not scored (idem)
     puzzle_identifiers: np.ndarray  # [N] int32
-    group_ids: np.ndarray           # [N] int64
+    group_ids: np.ndarray  # [N] int64
     meta: DatasetMeta
     # Per-example side arrays ([N, ...], any numeric dtype) that scoring or export needs but the
     # model never sees: e.g. ARC's (task, test input, augmentation) per row, a sudoku's rating.
@@ -119,27 +124,47 @@ class PuzzleDataset:
 
     def save(self, path: Path) -> None:
         """Write to `path` (.npz). Callers write to a temporary name and rename (see cache)."""
-        np.savez(path, **_rows_parts("inputs", self.inputs), **_rows_parts("labels", self.labels),
-                 puzzle_identifiers=self.puzzle_identifiers, group_ids=self.group_ids,
-                 meta=np.array(__import__("json").dumps(asdict(self.meta))),
-                 **{f"aux.{k}": v for k, v in self.aux.items()})
+        np.savez(
+            path,
+            **_rows_parts("inputs", self.inputs),
+            **_rows_parts("labels", self.labels),
+            puzzle_identifiers=self.puzzle_identifiers,
+            group_ids=self.group_ids,
+            meta=np.array(__import__("json").dumps(asdict(self.meta))),
+            **{f"aux.{k}": v for k, v in self.aux.items()},
+        )
 
     @classmethod
-    def load(cls, path: Path) -> "PuzzleDataset":
+    def load(cls, path: Path) -> PuzzleDataset:
         import json
+
         with np.load(path, allow_pickle=False) as z:
             meta = DatasetMeta(**json.loads(str(z["meta"])))
             aux = {k[4:]: z[k] for k in z.files if k.startswith("aux.")}
-            return cls(_rows_load(z, "inputs"), _rows_load(z, "labels"), z["puzzle_identifiers"],
-                       z["group_ids"], meta, aux)
+            return cls(
+                _rows_load(z, "inputs"),
+                _rows_load(z, "labels"),
+                z["puzzle_identifiers"],
+                z["group_ids"],
+                meta,
+                aux,
+            )
 
 
 def subset(ds: PuzzleDataset, index: np.ndarray) -> PuzzleDataset:
     """The examples at `index` (in that order), same meta. Used to cap or shard evaluation."""
+
     def rows(x):
         return x.take(index) if isinstance(x, MappedRows) else x[index]
-    return PuzzleDataset(rows(ds.inputs), rows(ds.labels), ds.puzzle_identifiers[index],
-                         ds.group_ids[index], ds.meta, {k: v[index] for k, v in ds.aux.items()})
+
+    return PuzzleDataset(
+        rows(ds.inputs),
+        rows(ds.labels),
+        ds.puzzle_identifiers[index],
+        ds.group_ids[index],
+        ds.meta,
+        {k: v[index] for k, v in ds.aux.items()},
+    )
 
 
 def holdout(ds: PuzzleDataset, n: int, seed: int = 0) -> tuple[PuzzleDataset, PuzzleDataset]:
@@ -149,10 +174,13 @@ def holdout(ds: PuzzleDataset, n: int, seed: int = 0) -> tuple[PuzzleDataset, Pu
     groups = np.unique(ds.group_ids)
     order = np.random.default_rng(seed).permutation(groups)
     sizes = np.bincount(np.searchsorted(groups, ds.group_ids), minlength=len(groups))[
-        np.searchsorted(groups, order)]
+        np.searchsorted(groups, order)
+    ]
     k = int(np.searchsorted(np.cumsum(sizes), n) + 1)
     if k >= len(groups):
-        raise ValueError(f"holding out {n} examples would leave no training data "
-                         f"({len(ds)} examples in {len(groups)} groups)")
+        raise ValueError(
+            f"holding out {n} examples would leave no training data "
+            f"({len(ds)} examples in {len(groups)} groups)"
+        )
     held = np.isin(ds.group_ids, order[:k])
     return subset(ds, np.flatnonzero(~held)), subset(ds, np.flatnonzero(held))

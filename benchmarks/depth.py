@@ -13,9 +13,10 @@ Train and test examples are drawn independently from the data seed; any training
 a test example is dropped and redrawn, so test accuracy is never recall. No puzzle identifiers
 (all 0), one group per example.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -24,7 +25,7 @@ from benchmarks.dataset import IGNORE_LABEL_ID, DatasetMeta, PuzzleDataset
 from benchmarks.registry import Family, Params, TaskSpec, split_seed
 from benchmarks.errors import ConfigError
 
-DIGIT0 = 2   # token of digit / bit / node 0 in every task here (0 = pad, 1 = blank answer slot)
+DIGIT0 = 2  # token of digit / bit / node 0 in every task here (0 = pad, 1 = blank answer slot)
 
 
 class DepthParams(Params):
@@ -32,13 +33,17 @@ class DepthParams(Params):
     test_size: PositiveInt = 2_000
 
 
-def _disjoint(sample: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]],
-              p: DepthParams) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _disjoint(
+    sample: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]], p: DepthParams
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Draw test then train with `sample(rng, k) -> (inputs, labels)`; training rows equal to a
     test row are dropped and redrawn. Test rows are unique among themselves too."""
+
     def unique_rows(x: np.ndarray) -> np.ndarray:
-        _, first = np.unique(np.ascontiguousarray(x).view(np.dtype((np.void, x.dtype.itemsize * x.shape[1]))),
-                             return_index=True)
+        _, first = np.unique(
+            np.ascontiguousarray(x).view(np.dtype((np.void, x.dtype.itemsize * x.shape[1]))),
+            return_index=True,
+        )
         return np.sort(first)
 
     rng = split_seed(p, 10)
@@ -60,12 +65,14 @@ def _disjoint(sample: Callable[[np.random.Generator, int], tuple[np.ndarray, np.
             break
     else:
         raise ConfigError("task.train_size", "too large for the number of distinct inputs")
-    return {"train": (np.concatenate(xs)[: p.train_size], np.concatenate(ys)[: p.train_size]),
-            "test": (ti, tl)}
+    return {
+        "train": (np.concatenate(xs)[: p.train_size], np.concatenate(ys)[: p.train_size]),
+        "test": (ti, tl),
+    }
 
 
 class _Depth(Family):
-    chars = "?"          # rendering: token t >= DIGIT0 shows as chars[t - DIGIT0]
+    chars = "?"  # rendering: token t >= DIGIT0 shows as chars[t - DIGIT0]
 
     def sample(self, p, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -75,13 +82,19 @@ class _Depth(Family):
         out = {}
         for split, (x, y) in _disjoint(lambda rng, k: self.sample(p, rng, k), p).items():
             n = len(x)
-            out[split] = PuzzleDataset(x.astype(np.int32), y.astype(np.int32),
-                                       np.zeros(n, np.int32), np.arange(n, dtype=np.int64), spec.meta)
+            out[split] = PuzzleDataset(
+                x.astype(np.int32),
+                y.astype(np.int32),
+                np.zeros(n, np.int32),
+                np.arange(n, dtype=np.int64),
+                spec.meta,
+            )
         return out
 
     def _text(self, row: np.ndarray) -> str:
-        return "".join("." if t == IGNORE_LABEL_ID or t == 0 else "_" if t == 1
-                       else self.chars[t - DIGIT0] for t in row)
+        return "".join(
+            "." if t == IGNORE_LABEL_ID or t == 0 else "_" if t == 1 else self.chars[t - DIGIT0] for t in row
+        )
 
     def render(self, ds: PuzzleDataset, i: int) -> str:
         return f"input: {self._text(ds.inputs[i])}\nlabel: {self._text(ds.labels[i])}"
@@ -89,9 +102,10 @@ class _Depth(Family):
 
 # ---------------------------------------------------------------------------------------------
 
+
 class ParityParams(DepthParams):
     length: int = Field(24, ge=1, le=62)
-    prefix: bool = True     # label every prefix's parity; False: only the whole string's
+    prefix: bool = True  # label every prefix's parity; False: only the whole string's
 
 
 class Parity(_Depth):
@@ -112,6 +126,7 @@ class Parity(_Depth):
 
 # ---------------------------------------------------------------------------------------------
 
+
 class AdditionParams(DepthParams):
     operands: int = Field(8, ge=2)
     digits: int = Field(6, ge=1)
@@ -119,7 +134,7 @@ class AdditionParams(DepthParams):
 
 
 def _sum_digits(p: AdditionParams) -> int:
-    top = p.operands * (p.base ** p.digits - 1)
+    top = p.operands * (p.base**p.digits - 1)
     out = 0
     while top:
         top //= p.base
@@ -133,12 +148,22 @@ class Addition(_Depth):
 
     def meta(self, name, p: AdditionParams) -> DatasetMeta:
         L = p.operands * p.digits + _sum_digits(p)
-        return DatasetMeta(name, L, DIGIT0 + p.base, 1,
-                           {"family": "addition", "operands": p.operands, "digits": p.digits,
-                            "base": p.base, "sum_digits": _sum_digits(p)})
+        return DatasetMeta(
+            name,
+            L,
+            DIGIT0 + p.base,
+            1,
+            {
+                "family": "addition",
+                "operands": p.operands,
+                "digits": p.digits,
+                "base": p.base,
+                "sum_digits": _sum_digits(p),
+            },
+        )
 
     def sample(self, p: AdditionParams, rng, k):
-        d = rng.integers(0, p.base, (k, p.operands, p.digits))      # least significant first
+        d = rng.integers(0, p.base, (k, p.operands, p.digits))  # least significant first
         # Column sums with carries, digit by digit: exact for any size (no int64 overflow).
         out_len = _sum_digits(p)
         col = np.zeros((k, out_len), np.int64)
@@ -155,6 +180,7 @@ class Addition(_Depth):
 
 # ---------------------------------------------------------------------------------------------
 
+
 class PointerParams(DepthParams):
     nodes: int = Field(16, ge=2, le=254)
     hops: int = Field(12, ge=1)
@@ -164,8 +190,9 @@ class Pointer(_Depth):
     Params = PointerParams
 
     def meta(self, name, p: PointerParams) -> DatasetMeta:
-        return DatasetMeta(name, p.nodes, DIGIT0 + p.nodes, 1,
-                           {"family": "pointer", "nodes": p.nodes, "hops": p.hops})
+        return DatasetMeta(
+            name, p.nodes, DIGIT0 + p.nodes, 1, {"family": "pointer", "nodes": p.nodes, "hops": p.hops}
+        )
 
     def sample(self, p: PointerParams, rng, k):
         f = rng.integers(0, p.nodes, (k, p.nodes))
@@ -185,6 +212,7 @@ class Pointer(_Depth):
 
 # ---------------------------------------------------------------------------------------------
 
+
 class AutomatonParams(DepthParams):
     rule: int = Field(110, ge=0, le=255)
     width: int = Field(24, ge=3)
@@ -196,11 +224,16 @@ class Automaton(_Depth):
     chars = "01"
 
     def meta(self, name, p: AutomatonParams) -> DatasetMeta:
-        return DatasetMeta(name, p.width, DIGIT0 + 2, 1,
-                           {"family": "automaton", "rule": p.rule, "width": p.width, "steps": p.steps})
+        return DatasetMeta(
+            name,
+            p.width,
+            DIGIT0 + 2,
+            1,
+            {"family": "automaton", "rule": p.rule, "width": p.width, "steps": p.steps},
+        )
 
     def sample(self, p: AutomatonParams, rng, k):
-        table = (p.rule >> np.arange(8)) & 1          # new cell for neighbourhood value 0..7
+        table = (p.rule >> np.arange(8)) & 1  # new cell for neighbourhood value 0..7
         x = rng.integers(0, 2, (k, p.width))
         s = x
         for _ in range(p.steps):

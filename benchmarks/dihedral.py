@@ -3,6 +3,7 @@
 Transform t in 0..7: rotate by 90 degrees (t mod 4) times, then transpose if t >= 4. t = 0 is the
 identity. `inverse(forward(g, t), t) == g` for every grid shape (tested).
 """
+
 from __future__ import annotations
 
 import numpy as np

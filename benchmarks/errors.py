@@ -5,6 +5,7 @@
 Anything the user can fix (a config key, a file, a CLI argument) raises `UserError` or a subclass;
 the CLI prints it as one line and exits with code 2. Everything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 
@@ -27,7 +28,7 @@ class ConfigError(UserError):
         self.source = source
         super().__init__(str(self))
 
-    def with_source(self, source: str) -> "ConfigError":
+    def with_source(self, source: str) -> ConfigError:
         return ConfigError(self.key, self.expected, self.source or source)
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ exactly one shortest path are kept, so exact-match scoring never penalises an eq
 Mazes can be trained at one size and tested at a larger one (`test_grid`): the smaller ones sit in
 the top-left corner of the larger canvas, the rest filled with wall.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -26,22 +27,23 @@ from benchmarks.registry import Family, TaskSpec, split_seed
 from benchmarks.errors import ConfigError, DataError, UserError
 
 CHARS = "# SGo"
-WALL, OPEN, START, GOAL, PATH = range(5)     # codes; token = code + 1
+WALL, OPEN, START, GOAL, PATH = range(5)  # codes; token = code + 1
 
 
 class MazeParams(published.SourceParams):
     hub_repo: str | None = "sapientinc/maze-30x30-hard-1k"
-    grid: int = Field(30, ge=5, le=128)         # side of training mazes (and test, unless test_grid)
+    grid: int = Field(30, ge=5, le=128)  # side of training mazes (and test, unless test_grid)
     test_grid: int | None = Field(None, ge=5, le=128)
-    min_path_length: int = Field(1, ge=1)       # BFS moves from S to G, at least (Maze-Hard: 111)
-    loops: float = Field(0.1, ge=0, le=1)       # fraction of inner walls removed after carving
+    min_path_length: int = Field(1, ge=1)  # BFS moves from S to G, at least (Maze-Hard: 111)
+    loops: float = Field(0.1, ge=0, le=1)  # fraction of inner walls removed after carving
     unique_path: bool = True
-    augmentations: int = Field(0, ge=0, le=7)   # extra dihedral variants per training maze
+    augmentations: int = Field(0, ge=0, le=7)  # extra dihedral variants per training maze
     max_candidates: int = Field(200, ge=1)
 
 
 # ---------------------------------------------------------------------------------------------
 # Geometry helpers on a grid of codes [n, n]
+
 
 def bfs(grid: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     """Moves from `start` to every cell through non-wall cells (-1 = unreachable). Runs on a flat
@@ -75,7 +77,7 @@ def shortest_path(grid: np.ndarray, s: tuple[int, int], g: tuple[int, int]):
     if L < 0:
         return None, 0
     n, m = grid.shape
-    on = ((ds >= 0) & (dg >= 0) & (ds + dg == L)).ravel().tolist()   # on some shortest path
+    on = ((ds >= 0) & (dg >= 0) & (ds + dg == L)).ravel().tolist()  # on some shortest path
     d = ds.ravel().tolist()
     # Count paths in order of distance (cap 2): ways[v] = sum over on-path neighbours one closer.
     order = sorted((i for i in range(n * m) if on[i]), key=d.__getitem__)
@@ -98,10 +100,10 @@ def shortest_path(grid: np.ndarray, s: tuple[int, int], g: tuple[int, int]):
 
 def carve(n: int, loops: float, rng: np.random.Generator) -> np.ndarray:
     """A maze of codes [n, n]: border and lattice walls, corridors carved by randomized DFS."""
-    k = (n - 1) // 2                      # lattice cells per side, at odd coordinates 1..2k-1
+    k = (n - 1) // 2  # lattice cells per side, at odd coordinates 1..2k-1
     openc = [False] * (n * n)
     seen = [False] * (k * k)
-    choice = rng.random(4 * k * k).tolist()   # pre-drawn: one rng call instead of one per step
+    choice = rng.random(4 * k * k).tolist()  # pre-drawn: one rng call instead of one per step
     t = 0
     start = int(rng.integers(k * k))
     seen[start] = True
@@ -110,8 +112,11 @@ def carve(n: int, loops: float, rng: np.random.Generator) -> np.ndarray:
     stack = [start]
     while stack:
         i, j = divmod(stack[-1], k)
-        nxt = [(a, b) for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1))
-               if 0 <= a < k and 0 <= b < k and not seen[a * k + b]]
+        nxt = [
+            (a, b)
+            for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1))
+            if 0 <= a < k and 0 <= b < k and not seen[a * k + b]
+        ]
         if not nxt:
             stack.pop()
             continue
@@ -119,7 +124,7 @@ def carve(n: int, loops: float, rng: np.random.Generator) -> np.ndarray:
         t += 1
         seen[a * k + b] = True
         openc[(2 * a + 1) * n + 2 * b + 1] = True
-        openc[(i + a + 1) * n + j + b + 1] = True   # the wall between (i,j) and (a,b)
+        openc[(i + a + 1) * n + j + b + 1] = True  # the wall between (i,j) and (a,b)
         stack.append(a * k + b)
     grid = np.where(np.array(openc).reshape(n, n), OPEN, WALL).astype(np.int8)
     if loops > 0:
@@ -138,7 +143,7 @@ def generate(n: int, p: MazeParams, rng: np.random.Generator):
     cells = np.argwhere(grid == OPEN)
     s = tuple(cells[int(rng.integers(len(cells)))])
     d = bfs(grid, s)
-    if d.max() < p.min_path_length:       # double sweep: the farthest cell is near a diameter end
+    if d.max() < p.min_path_length:  # double sweep: the farthest cell is near a diameter end
         s = tuple(np.unravel_index(int(d.argmax()), d.shape))
         d = bfs(grid, s)
     far = np.argwhere(d >= max(p.min_path_length, 1))
@@ -178,8 +183,12 @@ def read_csv(path, n: int) -> csvfmt.Rows:
         changed = a[i] != q[i]
         if (changed & ~((q[i] == OPEN) & (a[i] == PATH))).any():
             r, c = np.argwhere(changed & ~((q[i] == OPEN) & (a[i] == PATH)))[0]
-            raise DataError(path, line, f"answer differs from the question at row {r}, column {c} "
-                                        f"other than by marking an open cell 'o'")
+            raise DataError(
+                path,
+                line,
+                f"answer differs from the question at row {r}, column {c} "
+                f"other than by marking an open cell 'o'",
+            )
         s = tuple(np.argwhere(q[i] == START)[0])
         g = tuple(np.argwhere(q[i] == GOAL)[0])
         shortest = bfs(q[i], s)[g]
@@ -188,8 +197,11 @@ def read_csv(path, n: int) -> csvfmt.Rows:
         marked = int((a[i] == PATH).sum())
         walk = np.where((a[i] == PATH) | (a[i] == START) | (a[i] == GOAL), OPEN, WALL)
         if marked != shortest - 1 or bfs(walk, s)[g] != shortest:
-            raise DataError(path, line, f"the 'o' cells ({marked}) are not a shortest S->G path "
-                                        f"(shortest has {shortest} moves)")
+            raise DataError(
+                path,
+                line,
+                f"the 'o' cells ({marked}) are not a shortest S->G path (shortest has {shortest} moves)",
+            )
     return rows
 
 
@@ -227,10 +239,13 @@ class Maze(Family):
 
     def meta(self, name: str, p: MazeParams) -> DatasetMeta:
         c = self.canvas(p)
-        return DatasetMeta(task=name, seq_len=c * c, vocab_size=len(CHARS) + 1,
-                           num_puzzle_identifiers=1,
-                           extra={"family": "maze", "grid": p.grid, "test_grid": p.test_grid or p.grid,
-                                  "canvas": c})
+        return DatasetMeta(
+            task=name,
+            seq_len=c * c,
+            vocab_size=len(CHARS) + 1,
+            num_puzzle_identifiers=1,
+            extra={"family": "maze", "grid": p.grid, "test_grid": p.test_grid or p.grid, "canvas": c},
+        )
 
     def source_files(self, p: MazeParams):
         return published.local_files(p)
@@ -243,8 +258,10 @@ class Maze(Family):
         i = 0
         while len(qs) < count:
             if i >= p.max_candidates * count:
-                raise UserError(f"maze {n}x{n}: only {len(qs)} of {count} mazes passed the filters "
-                                f"after {i} candidates; lower task.min_path_length or task.loops")
+                raise UserError(
+                    f"maze {n}x{n}: only {len(qs)} of {count} mazes passed the filters "
+                    f"after {i} candidates; lower task.min_path_length or task.loops"
+                )
             rng = np.random.default_rng([p.data_seed, n, salt, i])
             i += 1
             made = generate(n, p, rng)
@@ -260,8 +277,10 @@ class Maze(Family):
         p: MazeParams = spec.params
         canvas = self.canvas(p)
         if p.source == "generate":
-            split = {"train": self._generate(p, p.grid, p.train_size, 0),
-                     "test": self._generate(p, p.test_grid or p.grid, p.test_size, 1)}
+            split = {
+                "train": self._generate(p, p.grid, p.train_size, 0),
+                "test": self._generate(p, p.test_grid or p.grid, p.test_size, 1),
+            }
             # Different seeds per split; a maze drawn in both would be a coincidence, but drop it.
             train_keys = {x.tobytes() for x in split["train"][0]}
             if p.test_grid in (None, p.grid):
@@ -282,26 +301,30 @@ class Maze(Family):
                 rng = split_seed(p, 4)
                 reps = p.augmentations + 1
                 # each maze: the identity plus `augmentations` distinct non-identity symmetries
-                ts = np.stack([np.concatenate([[0], 1 + rng.permutation(7)[: p.augmentations]])
-                               for _ in range(len(q))])
+                ts = np.stack(
+                    [np.concatenate([[0], 1 + rng.permutation(7)[: p.augmentations]]) for _ in range(len(q))]
+                )
                 q = np.stack([dihedral(q[i], t) for i in range(len(q)) for t in ts[i]])
                 a = np.stack([dihedral(a[i], t) for i in range(len(a)) for t in ts[i]])
                 groups, lens = np.repeat(groups, reps), np.repeat(lens, reps)
             q, a = place(q, canvas), place(a, canvas)
             x = (q.reshape(len(q), -1) + 1).astype(np.int32)
             y = (a.reshape(len(a), -1) + 1).astype(np.int32)
-            if s == "train" and p.augmentations:     # large: store as uint8 rows (4x smaller)
+            if s == "train" and p.augmentations:  # large: store as uint8 rows (4x smaller)
                 x, y = MappedRows.pack(x), MappedRows.pack(y)
             out[s] = PuzzleDataset(
-                inputs=x, labels=y,
-                puzzle_identifiers=np.zeros(len(q), np.int32), group_ids=groups,
-                meta=spec.meta, aux={"rating": lens.astype(np.float32)})
+                inputs=x,
+                labels=y,
+                puzzle_identifiers=np.zeros(len(q), np.int32),
+                group_ids=groups,
+                meta=spec.meta,
+                aux={"rating": lens.astype(np.float32)},
+            )
         return out
 
     def score(self, spec, ds, preds, q_halt):
         c = ds.meta.extra["canvas"]
-        return {"path_valid": float(path_valid(np.asarray(ds.inputs), preds, c).mean())
-                if len(ds) else 0.0}
+        return {"path_valid": float(path_valid(np.asarray(ds.inputs), preds, c).mean()) if len(ds) else 0.0}
 
     def render(self, ds: PuzzleDataset, i: int) -> str:
         c = ds.meta.extra["canvas"]

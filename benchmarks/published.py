@@ -1,5 +1,6 @@
 """Where a CSV-format task (Sudoku-Extreme, Maze-Hard) gets its rows: generated here, a local file,
 or the Hugging Face hub. Shared parameters and split selection."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,12 +17,12 @@ from benchmarks.errors import ConfigError, DataError, UserError
 class SourceParams(Params):
     # generate: made here; csv: local files; hub: the published files (`hub_repo`), fetched once
     source: Literal["generate", "csv", "hub"] = "generate"
-    path: str | None = None          # csv: one file, split into train/test by data_seed
-    train_path: str | None = None    # csv: the published train.csv ...
-    test_path: str | None = None     # ... and test.csv
+    path: str | None = None  # csv: one file, split into train/test by data_seed
+    train_path: str | None = None  # csv: the published train.csv ...
+    test_path: str | None = None  # ... and test.csv
     hub_repo: str | None = None
     hub_revision: str | None = None
-    train_size: PositiveInt | None = None   # generate: how many; csv/hub: subsample (None = all)
+    train_size: PositiveInt | None = None  # generate: how many; csv/hub: subsample (None = all)
     test_size: PositiveInt | None = None
 
 
@@ -31,8 +32,11 @@ def check_source(p: SourceParams) -> None:
             if getattr(p, k) is None:
                 raise ConfigError(f"task.{k}", "a positive integer (required when source: generate)")
     if p.source == "csv" and (p.path is None) == (p.train_path is None or p.test_path is None):
-        raise ConfigError("task.path", "source: csv needs either `path` (one file, split by "
-                                       "data_seed) or both `train_path` and `test_path`")
+        raise ConfigError(
+            "task.path",
+            "source: csv needs either `path` (one file, split by "
+            "data_seed) or both `train_path` and `test_path`",
+        )
     if p.source == "hub" and not p.hub_repo:
         raise ConfigError("task.hub_repo", "a Hugging Face dataset id, e.g. sapientinc/sudoku-extreme")
 
@@ -53,8 +57,12 @@ def local_source(paths: list[str]) -> dict:
         missing = [f for f in ("train.csv", "test.csv") if not (p / f).is_file()]
         if missing:
             raise UserError(f"--from {p}: folder lacks {', '.join(missing)}")
-        return {"source": "csv", "path": None, "train_path": str(p / "train.csv"),
-                "test_path": str(p / "test.csv")}
+        return {
+            "source": "csv",
+            "path": None,
+            "train_path": str(p / "train.csv"),
+            "test_path": str(p / "test.csv"),
+        }
     if not p.is_file():
         raise UserError(f"--from {p}: no such file or folder")
     return {"source": "csv", "path": str(p), "train_path": None, "test_path": None}
@@ -65,8 +73,10 @@ def local_files(p: SourceParams) -> dict[str, Path]:
         return {}
     if p.path is not None:
         return {"path": require_file(p.path, "path")}
-    return {"train_path": require_file(p.train_path, "train_path"),
-            "test_path": require_file(p.test_path, "test_path")}
+    return {
+        "train_path": require_file(p.train_path, "train_path"),
+        "test_path": require_file(p.test_path, "test_path"),
+    }
 
 
 def load_splits(p: SourceParams, task: str, read, keep=None) -> dict[str, csvfmt.Rows]:
@@ -83,11 +93,16 @@ def load_splits(p: SourceParams, task: str, read, keep=None) -> dict[str, csvfmt
         order = split_seed(p, 1).permutation(len(rows.lines))
         n_train = p.train_size or len(order) // 2
         if n_train >= len(order):
-            raise DataError(files["path"], None, f"{len(order)} usable rows: not enough for "
-                                                 f"{n_train} training rows and a test split")
+            raise DataError(
+                files["path"],
+                None,
+                f"{len(order)} usable rows: not enough for {n_train} training rows and a test split",
+            )
         n_test = min(p.test_size or len(order), len(order) - n_train)
-        return {"train": rows.take(np.sort(order[:n_train])),
-                "test": rows.take(np.sort(order[n_train:n_train + n_test]))}
+        return {
+            "train": rows.take(np.sort(order[:n_train])),
+            "test": rows.take(np.sort(order[n_train : n_train + n_test])),
+        }
     out = {}
     for i, split in enumerate(("train", "test")):
         path = files.get(f"{split}_path", files.get(split))
@@ -96,8 +111,9 @@ def load_splits(p: SourceParams, task: str, read, keep=None) -> dict[str, csvfmt
             rows = rows.take(np.flatnonzero(keep(rows)))
         want = p.train_size if split == "train" else p.test_size
         if want is not None and want > len(rows.lines):
-            raise DataError(path, None, f"{len(rows.lines)} usable rows, fewer than the "
-                                        f"{split}_size of {want}")
+            raise DataError(
+                path, None, f"{len(rows.lines)} usable rows, fewer than the {split}_size of {want}"
+            )
         if want is not None and want < len(rows.lines):
             rows = rows.take(np.sort(split_seed(p, 2, i).choice(len(rows.lines), want, replace=False)))
         out[split] = rows

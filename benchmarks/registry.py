@@ -17,13 +17,15 @@ parameters with its pydantic model, so an unknown key or a wrong type fails befo
 `resolve()` gives a `TaskSpec`: sequence length, vocabulary and number of puzzle identifiers are
 known from the parameters alone, without building any data (model summaries use this).
 """
+
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
+from collections.abc import Mapping
 
 import numpy as np
 import yaml
@@ -37,9 +39,14 @@ TASKS_DIR = Path(__file__).with_name("tasks")
 
 class Params(BaseModel):
     """Base of every family's parameter model: unknown keys are errors; values are immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    data_seed: int = Field(0, ge=0, description="seed of generation / subsampling / augmentation; "
-                                          "kept apart from the model seed so data stays fixed")
+    data_seed: int = Field(
+        0,
+        ge=0,
+        description="seed of generation / subsampling / augmentation; "
+        "kept apart from the model seed so data stays fixed",
+    )
 
 
 class Family:
@@ -61,7 +68,7 @@ class Family:
         """Local input files whose content goes into the cache key (e.g. a CSV given with --from)."""
         return {}
 
-    def build(self, spec: "TaskSpec") -> dict[str, PuzzleDataset]:
+    def build(self, spec: TaskSpec) -> dict[str, PuzzleDataset]:
         raise NotImplementedError
 
     def local_source(self, paths: list[str]) -> dict[str, Any]:
@@ -73,8 +80,9 @@ class Family:
         lab = np.where(ds.labels[i] == -100, 0, ds.labels[i])
         return f"input:  {' '.join(map(str, ds.inputs[i]))}\nlabel:  {' '.join(map(str, lab))}"
 
-    def score(self, spec: "TaskSpec", ds: PuzzleDataset, preds: np.ndarray,
-              q_halt: np.ndarray) -> dict[str, float]:
+    def score(
+        self, spec: TaskSpec, ds: PuzzleDataset, preds: np.ndarray, q_halt: np.ndarray
+    ) -> dict[str, float]:
         """Family-specific metrics added to exact/token accuracy (e.g. ARC's voting pass@k)."""
         return {}
 
@@ -82,9 +90,10 @@ class Family:
 @dataclass(frozen=True)
 class TaskSpec:
     """A resolved task: registry entry + validated parameters + the data's shape facts."""
+
     name: str
     family: Family
-    generator: str              # "module:Class", recorded in the cache manifest
+    generator: str  # "module:Class", recorded in the cache manifest
     params: Params
     metric: str
     description: str
@@ -109,6 +118,7 @@ class TaskSpec:
 
 # ---------------------------------------------------------------------------------------------
 # Declarations
+
 
 class _TaskDecl(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -142,22 +152,22 @@ def _load_declarations(tasks_dir: Path) -> dict[str, _Entry]:
             decl = _FileDecl.model_validate(raw)
         except ValidationError as e:
             err = e.errors()[0]
-            raise ConfigError(".".join(map(str, err["loc"])) or None, err["msg"],
-                              source=str(path)) from None
+            raise ConfigError(".".join(map(str, err["loc"])) or None, err["msg"], source=str(path)) from None
         for name, task in decl.tasks.items():
             if name in entries:
-                raise ConfigError(f"tasks.{name}", f"task already declared in {entries[name].source}",
-                                  source=str(path))
+                raise ConfigError(
+                    f"tasks.{name}", f"task already declared in {entries[name].source}", source=str(path)
+                )
             entries[name] = _Entry(name, decl.generator, task, path)
     return entries
 
 
-@lru_cache(maxsize=None)
+@cache
 def _entries() -> dict[str, _Entry]:
     return _load_declarations(TASKS_DIR)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _family(generator: str) -> Family:
     module, _, cls = generator.partition(":")
     return getattr(importlib.import_module(module), cls)()
@@ -176,13 +186,16 @@ def family_of(name: str) -> Family:
     """The family object of a registered task (no parameter validation)."""
     entries = _entries()
     if name not in entries:
-        raise ConfigError("task.name", f"unknown task {name!r}; registered tasks: "
-                                       f"{', '.join(sorted(entries))} (see `rbench data list`)")
+        raise ConfigError(
+            "task.name",
+            f"unknown task {name!r}; registered tasks: {', '.join(sorted(entries))} (see `rbench data list`)",
+        )
     return _family(entries[name].generator)
 
 
 # ---------------------------------------------------------------------------------------------
 # Resolution
+
 
 def _validation_error(e: ValidationError) -> ConfigError:
     err = e.errors()[0]
@@ -214,8 +227,15 @@ def resolve(task_cfg: Any) -> TaskSpec:
         raise _validation_error(e) from None
     family.check(name, params)
     meta = family.meta(name, params)
-    return TaskSpec(name=name, family=family, generator=entry.generator, params=params,
-                    metric=entry.decl.metric, description=entry.decl.description, meta=meta)
+    return TaskSpec(
+        name=name,
+        family=family,
+        generator=entry.generator,
+        params=params,
+        metric=entry.decl.metric,
+        description=entry.decl.description,
+        meta=meta,
+    )
 
 
 def split_seed(p: Params, *parts: int) -> np.random.Generator:

@@ -11,9 +11,10 @@ dropped, duplicated or padded. The batch that straddles an epoch boundary is com
 epoch (so it may hold two variants of one group, one from each epoch). Skipping to batch `start`
 (resume) is index arithmetic plus one O(G) permutation of the current epoch.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -21,11 +22,18 @@ from benchmarks.dataset import PuzzleDataset
 
 
 class GroupSampler:
-    def __init__(self, dataset: PuzzleDataset | np.ndarray, batch_size: int, rank: int = 0,
-                 world_size: int = 1, seed: int = 0):
+    def __init__(
+        self,
+        dataset: PuzzleDataset | np.ndarray,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+    ):
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"bad sampler shape: batch_size={batch_size} rank={rank} "
-                             f"world_size={world_size}")
+            raise ValueError(
+                f"bad sampler shape: batch_size={batch_size} rank={rank} world_size={world_size}"
+            )
         group_ids = np.asarray(dataset.group_ids if isinstance(dataset, PuzzleDataset) else dataset)
         if len(group_ids) == 0:
             raise ValueError("cannot sample from an empty dataset")
@@ -33,8 +41,9 @@ class GroupSampler:
         # Members of each group as CSR: `order` lists example indices grouped, `starts`/`counts`
         # locate each group's run. A stable sort keeps members in index order (determinism).
         self._order = np.argsort(group_ids, kind="stable")
-        _, self._starts, self._counts = np.unique(group_ids[self._order], return_index=True,
-                                                  return_counts=True)
+        _, self._starts, self._counts = np.unique(
+            group_ids[self._order], return_index=True, return_counts=True
+        )
         self._epoch_cache: tuple[int, np.ndarray] | None = None
 
     @property
@@ -65,7 +74,7 @@ class GroupSampler:
         while filled < self.batch_size:
             e, off = divmod(pos + filled, G)
             take = min(self.batch_size - filled, G - off)
-            out[filled:filled + take] = self.epoch(e)[off:off + take]
+            out[filled : filled + take] = self.epoch(e)[off : off + take]
             filled += take
         return out
 

@@ -7,6 +7,7 @@ Every task reports, over the rows given:
 Families add their own (ARC: undo each augmentation, vote, pass@1/pass@2/pass@k per test input;
 Maze: whether the predicted path is a valid shortest path even where it differs from the label).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,11 +29,12 @@ def score(spec, dataset: PuzzleDataset, preds: np.ndarray, q_halt: np.ndarray) -
     """Metrics of `preds` ([N, L] token ids) against `dataset`'s labels; q_halt [N] are the
     model's halting logits (ARC uses them to break voting ties)."""
     preds = np.asarray(preds)
-    labels = np.asarray(dataset.labels)      # materialises compact (MappedRows) labels
+    labels = np.asarray(dataset.labels)  # materialises compact (MappedRows) labels
     q_halt = np.asarray(q_halt, dtype=np.float64).reshape(-1)
     if preds.shape != labels.shape or q_halt.shape != (len(dataset),):
-        raise ValueError(f"predictions {preds.shape} / q_halt {q_halt.shape} do not match the "
-                         f"dataset {labels.shape}")
+        raise ValueError(
+            f"predictions {preds.shape} / q_halt {q_halt.shape} do not match the dataset {labels.shape}"
+        )
     out = accuracy(labels, preds)
     out.update(spec.family.score(spec, dataset, preds, q_halt))
     return out

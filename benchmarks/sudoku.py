@@ -7,6 +7,7 @@ Training puzzles are expanded with validity-preserving augmentations (digit perm
 where the boxes are square; permuting bands and the rows inside a band; stacks and the columns
 inside a stack). Variant 0 of every group is the original. Test puzzles are not augmented.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,11 +23,11 @@ from benchmarks.errors import ConfigError, DataError, UserError
 class SudokuParams(published.SourceParams):
     size: int = Field(9, description="grid side: 4, 6 or 9")
     hub_repo: str | None = "sapientinc/sudoku-extreme"
-    clues: int | None = Field(None, ge=0)       # stop removing givens here; None = minimal puzzles
-    min_rating: int = Field(0, ge=0)            # "extreme" selection: DFS backtracks >= this
+    clues: int | None = Field(None, ge=0)  # stop removing givens here; None = minimal puzzles
+    min_rating: int = Field(0, ge=0)  # "extreme" selection: DFS backtracks >= this
     max_rating: int | None = Field(None, ge=0)
-    augmentations: int = Field(0, ge=0)         # extra variants per training puzzle (paper: 1000)
-    max_candidates: int = Field(200, ge=1)      # give up after this many candidates per puzzle kept
+    augmentations: int = Field(0, ge=0)  # extra variants per training puzzle (paper: 1000)
+    max_candidates: int = Field(200, ge=1)  # give up after this many candidates per puzzle kept
 
     @field_validator("size")
     @classmethod
@@ -39,26 +40,26 @@ class SudokuParams(published.SourceParams):
 # ---------------------------------------------------------------------------------------------
 # Augmentation: a transform is a cell map (new cell i takes old cell cellmap[i]) and a digit map.
 
+
 def random_transforms(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """k random validity-preserving transforms: (cellmap [k, n*n] int64, digitmap [k, n+1] int64)
     with digitmap[:, 0] = 0 (blank stays blank)."""
     br, bc = BOXES[n]
-    nb, ns = n // br, n // bc                                    # bands, stacks
+    nb, ns = n // br, n // bc  # bands, stacks
 
-    def axis_map(groups: int, per: int) -> np.ndarray:          # [k, n]: permuted bands x rows
+    def axis_map(groups: int, per: int) -> np.ndarray:  # [k, n]: permuted bands x rows
         outer = np.argsort(rng.random((k, groups)), axis=1)
         inner = np.argsort(rng.random((k, groups, per)), axis=2)
         return (outer[:, :, None] * per + inner).reshape(k, groups * per)
 
     rows, cols = axis_map(nb, br), axis_map(ns, bc)
-    plain = rows[:, :, None] * n + cols[:, None, :]             # out[r, c] = g[rows[r], cols[c]]
+    plain = rows[:, :, None] * n + cols[:, None, :]  # out[r, c] = g[rows[r], cols[c]]
     cellmap = plain
-    if br == bc:                                                 # transpose keeps boxes only if square
+    if br == bc:  # transpose keeps boxes only if square
         flip = rng.random(k) < 0.5
-        transposed = rows[:, :, None] + cols[:, None, :] * n    # out[r, c] = g[cols[c], rows[r]]
+        transposed = rows[:, :, None] + cols[:, None, :] * n  # out[r, c] = g[cols[c], rows[r]]
         cellmap = np.where(flip[:, None, None], transposed, plain)
-    digits = np.concatenate([np.zeros((k, 1), np.int64),
-                             1 + np.argsort(rng.random((k, n)), axis=1)], axis=1)
+    digits = np.concatenate([np.zeros((k, 1), np.int64), 1 + np.argsort(rng.random((k, n)), axis=1)], axis=1)
     return cellmap.reshape(k, n * n), digits
 
 
@@ -68,8 +69,9 @@ def apply_transforms(grids: np.ndarray, cellmap: np.ndarray, digitmap: np.ndarra
     return np.take_along_axis(digitmap, moved, axis=1)
 
 
-def augment(questions: np.ndarray, answers: np.ndarray, n: int, per: int,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def augment(
+    questions: np.ndarray, answers: np.ndarray, n: int, per: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each puzzle followed by `per` random variants: ([M*(per+1), n*n] x2, group ids)."""
     m = len(questions)
     reps = per + 1
@@ -79,12 +81,16 @@ def augment(questions: np.ndarray, answers: np.ndarray, n: int, per: int,
     ident = np.arange(m * reps) % reps == 0
     cellmap[ident] = np.arange(n * n)
     digitmap[ident] = np.arange(n + 1)
-    return (apply_transforms(q, cellmap, digitmap), apply_transforms(a, cellmap, digitmap),
-            np.repeat(np.arange(m, dtype=np.int64), reps))
+    return (
+        apply_transforms(q, cellmap, digitmap),
+        apply_transforms(a, cellmap, digitmap),
+        np.repeat(np.arange(m, dtype=np.int64), reps),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Sources
+
 
 def generate_puzzles(p: SudokuParams, count: int, salt: int = 0):
     """`count` distinct puzzles passing the rating filter: (questions, answers [count, n*n], ratings).
@@ -95,9 +101,11 @@ def generate_puzzles(p: SudokuParams, count: int, salt: int = 0):
     i = 0
     while len(qs) < count:
         if i >= p.max_candidates * count:
-            raise UserError(f"sudoku {n}x{n}: only {len(qs)} of {count} puzzles had a rating in "
-                            f"[{p.min_rating}, {p.max_rating}] after {i} candidates; lower "
-                            f"task.min_rating or raise task.max_candidates")
+            raise UserError(
+                f"sudoku {n}x{n}: only {len(qs)} of {count} puzzles had a rating in "
+                f"[{p.min_rating}, {p.max_rating}] after {i} candidates; lower "
+                f"task.min_rating or raise task.max_candidates"
+            )
         rng = np.random.default_rng([p.data_seed, n, salt, i])
         i += 1
         puzzle, solution = generate(n, rng, p.clues)
@@ -111,8 +119,11 @@ def generate_puzzles(p: SudokuParams, count: int, salt: int = 0):
         qs.append(puzzle)
         as_.append(solution)
         rs.append(r)
-    return np.array(qs, np.int64).reshape(-1, n * n), np.array(as_, np.int64).reshape(-1, n * n), \
-        np.array(rs, np.float64)
+    return (
+        np.array(qs, np.int64).reshape(-1, n * n),
+        np.array(as_, np.int64).reshape(-1, n * n),
+        np.array(rs, np.float64),
+    )
 
 
 def read_csv(path, n: int) -> csvfmt.Rows:
@@ -124,16 +135,19 @@ def read_csv(path, n: int) -> csvfmt.Rows:
     for i, ch in enumerate(digits):
         qlut[ord(ch)] = i
     rows = csvfmt.read(path, n * n, "." + digits, digits[1:], decode=lambda b: qlut[b])
-    ans = rows.answers.astype(np.int64) + 1                      # index in "1..n" -> digit
+    ans = rows.answers.astype(np.int64) + 1  # index in "1..n" -> digit
     q = rows.questions.astype(np.int64)
     bad_grid = ~is_valid_solution(ans, n)
     bad_given = ((q != 0) & (q != ans)).any(1)
     bad = np.flatnonzero(bad_grid | bad_given)
     if len(bad):
         i = bad[0]
-        why = ("answer is not a valid solved grid" if bad_grid[i]
-               else f"answer disagrees with the question's given at cell "
-                    f"{int(np.flatnonzero((q[i] != 0) & (q[i] != ans[i]))[0])}")
+        why = (
+            "answer is not a valid solved grid"
+            if bad_grid[i]
+            else f"answer disagrees with the question's given at cell "
+            f"{int(np.flatnonzero((q[i] != 0) & (q[i] != ans[i]))[0])}"
+        )
         raise DataError(path, int(rows.lines[i]), why)
     rows.answers = ans.astype(np.uint8)
     return rows
@@ -145,14 +159,18 @@ class Sudoku(Family):
 
     def check(self, name: str, p: SudokuParams) -> None:
         published.check_source(p)
-        if p.clues is not None and p.clues > p.size ** 2:
-            raise ConfigError("task.clues", f"at most {p.size ** 2} for a {p.size}x{p.size} grid")
+        if p.clues is not None and p.clues > p.size**2:
+            raise ConfigError("task.clues", f"at most {p.size**2} for a {p.size}x{p.size} grid")
 
     def meta(self, name: str, p: SudokuParams) -> DatasetMeta:
         br, bc = BOXES[p.size]
-        return DatasetMeta(task=name, seq_len=p.size ** 2, vocab_size=p.size + 2,
-                           num_puzzle_identifiers=1,
-                           extra={"family": "sudoku", "size": p.size, "box": [br, bc]})
+        return DatasetMeta(
+            task=name,
+            seq_len=p.size**2,
+            vocab_size=p.size + 2,
+            num_puzzle_identifiers=1,
+            extra={"family": "sudoku", "size": p.size, "box": [br, bc]},
+        )
 
     def source_files(self, p: SudokuParams):
         return published.local_files(p)
@@ -165,19 +183,24 @@ class Sudoku(Family):
         n = p.size
         if p.source == "generate":
             q, a, r = generate_puzzles(p, p.train_size + p.test_size)
-            split = {"train": (q[:p.train_size], a[:p.train_size], r[:p.train_size]),
-                     "test": (q[p.train_size:], a[p.train_size:], r[p.train_size:])}
+            split = {
+                "train": (q[: p.train_size], a[: p.train_size], r[: p.train_size]),
+                "test": (q[p.train_size :], a[p.train_size :], r[p.train_size :]),
+            }
         else:
             if n != 9 and p.source == "hub":
                 raise ConfigError("task.size", "the published Sudoku-Extreme is 9x9")
-            def keep(rows):   # the rating filter applies to the file's rating column
+
+            def keep(rows):  # the rating filter applies to the file's rating column
                 r = np.nan_to_num(rows.ratings, nan=0.0)
                 hi = np.inf if p.max_rating is None else p.max_rating
                 return (r >= p.min_rating) & (r <= hi)
 
             rows = published.load_splits(p, spec.name, lambda path: read_csv(path, n), keep)
-            split = {s: (rw.questions.astype(np.int64), rw.answers.astype(np.int64), rw.ratings)
-                     for s, rw in rows.items()}
+            split = {
+                s: (rw.questions.astype(np.int64), rw.answers.astype(np.int64), rw.ratings)
+                for s, rw in rows.items()
+            }
         out = {}
         for s, (q, a, r) in split.items():
             if s == "train" and p.augmentations:
@@ -186,20 +209,25 @@ class Sudoku(Family):
             else:
                 qa, aa, groups, ratings = q, a, np.arange(len(q), dtype=np.int64), r
             x, y = (qa + 1).astype(np.int32), (aa + 1).astype(np.int32)
-            if s == "train" and p.augmentations:     # large: store as uint8 rows (4x smaller)
+            if s == "train" and p.augmentations:  # large: store as uint8 rows (4x smaller)
                 x, y = MappedRows.pack(x), MappedRows.pack(y)
             out[s] = PuzzleDataset(
-                inputs=x, labels=y,
-                puzzle_identifiers=np.zeros(len(qa), np.int32), group_ids=groups,
-                meta=spec.meta, aux={"rating": ratings.astype(np.float32)})
+                inputs=x,
+                labels=y,
+                puzzle_identifiers=np.zeros(len(qa), np.int32),
+                group_ids=groups,
+                meta=spec.meta,
+                aux={"rating": ratings.astype(np.float32)},
+            )
         return out
 
     # -- text -------------------------------------------------------------------------------
 
     def render(self, ds: PuzzleDataset, i: int) -> str:
         n = ds.meta.extra["size"]
-        return side_by_side(grid_text(ds.inputs[i] - 1, n), grid_text(ds.labels[i] - 1, n),
-                            "puzzle", "solution")
+        return side_by_side(
+            grid_text(ds.inputs[i] - 1, n), grid_text(ds.labels[i] - 1, n), "puzzle", "solution"
+        )
 
     def export_rows(self, ds: PuzzleDataset, source: str):
         """(source, question, answer, rating) per row in the published CSV format."""
@@ -217,8 +245,8 @@ def grid_text(digits: np.ndarray, n: int) -> list[str]:
     for r in range(n):
         if r and r % br == 0:
             lines.append("-+-".join(["-" * (2 * bc - 1)] * (n // bc)))
-        cells = [str(int(d)) if d > 0 else "." for d in digits[r * n:(r + 1) * n]]
-        lines.append(" | ".join(" ".join(cells[c:c + bc]) for c in range(0, n, bc)))
+        cells = [str(int(d)) if d > 0 else "." for d in digits[r * n : (r + 1) * n]]
+        lines.append(" | ".join(" ".join(cells[c : c + bc]) for c in range(0, n, bc)))
     return lines
 
 

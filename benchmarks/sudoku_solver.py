@@ -8,25 +8,26 @@ with two or more candidates, choosing the one with fewest (minimum remaining val
 Rating = the number of dead-end guesses ("backtracks") this DFS makes before it finds the first
 solution, trying digits in ascending order. Puzzles solvable by naked singles alone rate 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}   # grid size -> (box rows, box cols)
+BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}  # grid size -> (box rows, box cols)
 
 
 @dataclass(frozen=True)
 class Geometry:
     n: int
-    br: int   # rows per box
-    bc: int   # columns per box
+    br: int  # rows per box
+    bc: int  # columns per box
     peers: tuple[tuple[int, ...], ...] = field(repr=False, compare=False, default=())
     units: tuple[tuple[int, int, int], ...] = field(repr=False, compare=False, default=())  # (row, col, box)
 
     @classmethod
-    def of(cls, n: int) -> "Geometry":
+    def of(cls, n: int) -> Geometry:
         br, bc = BOXES[n]
         peers, units = [], []
         for cell in range(n * n):
@@ -196,6 +197,7 @@ def rate(grid, n: int) -> int:
 def random_solution(n: int, rng: np.random.Generator) -> list[int]:
     """A random complete grid: DFS from an empty grid with shuffled digit order."""
     import random
+
     geo = geometry(n)
     order = random.Random(int(rng.integers(2**63)))
     return _digits(_first([geo.full] * geo.cells, geo.peers, [0], order))
@@ -215,7 +217,7 @@ def generate(n: int, rng: np.random.Generator, clues: int | None = None) -> tupl
         puzzle[cell] = 0
         c = _start(puzzle, geo, exclude=(cell, d))
         if c is not None and _first(c, geo.peers, [0]) is not None:
-            puzzle[cell] = d   # another solution exists without this given: keep it
+            puzzle[cell] = d  # another solution exists without this given: keep it
         else:
             left -= 1
     return puzzle, sol

@@ -11,6 +11,7 @@ Checkpoints never run code: DeepSpeed loads its files with `torch.load(..., weig
 which executes whatever a pickle asks for, so before a resume every `*.pt` file of the folder must
 pass a `weights_only=True` load (`verify_safe`); a file that does not is refused by name.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,9 +68,11 @@ def _deepspeed_data_classes() -> list:
     dataclass, the loss scaler's attribute bag). Allowing them lets `weights_only=True` rebuild
     them; it still refuses every other global, which is what a code-running payload needs."""
     classes = []
-    for module, name in (("deepspeed.runtime.fp16.loss_scaler", "LossScaler"),
-                         ("deepspeed.runtime.zero.config", "ZeroStageEnum"),
-                         ("deepspeed.utils.tensor_fragment", "fragment_address")):
+    for module, name in (
+        ("deepspeed.runtime.fp16.loss_scaler", "LossScaler"),
+        ("deepspeed.runtime.zero.config", "ZeroStageEnum"),
+        ("deepspeed.utils.tensor_fragment", "fragment_address"),
+    ):
         try:
             classes.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):
@@ -85,15 +88,20 @@ def verify_safe(path: Path) -> None:
         for f in files:
             try:
                 torch.load(f, map_location="cpu", weights_only=True)
-            except Exception as err:   # noqa: BLE001 - any failure means "not plain tensors"
+            except Exception as err:  # noqa: BLE001 - any failure means "not plain tensors"
                 try:
                     found = torch.serialization.get_unsafe_globals_in_checkpoint(f)
-                except Exception:      # noqa: BLE001 - not even a torch zip file
+                except Exception:  # noqa: BLE001 - not even a torch zip file
                     found = []
-                what = (f"it references {', '.join(found)}" if found
-                        else f"it is not a plain torch tensor file ({type(err).__name__})")
-                raise UserError(f"{f}: refusing to load this checkpoint file: {what}; only tensors "
-                                "and plain data are loaded, since a pickled object can run code") from None
+                what = (
+                    f"it references {', '.join(found)}"
+                    if found
+                    else f"it is not a plain torch tensor file ({type(err).__name__})"
+                )
+                raise UserError(
+                    f"{f}: refusing to load this checkpoint file: {what}; only tensors "
+                    "and plain data are loaded, since a pickled object can run code"
+                ) from None
 
 
 def prune(run_dir: Path, keep: int) -> None:

@@ -4,6 +4,7 @@ Each area registers its own sub-commands (harness/commands/*.py: `register(subpa
 parser whose `func(args) -> int` does the work). This file holds no logic of its own beyond turning
 a `UserError` into one line on stderr and exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,8 @@ COMMAND_MODULES = ("run", "eval", "model", "data", "sweep", "report", "demo", "u
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rbench",
-        description="Train recursive reasoning models and baselines; sweep depth vs parameters.")
+        description="Train recursive reasoning models and baselines; sweep depth vs parameters.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

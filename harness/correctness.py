@@ -10,6 +10,7 @@ One file per run, `<run_dir>/eval/correctness.npz`, rewritten (atomically) after
 for split in "test" and, when `train.val_examples` is set, "val". The report's two-level bootstrap
 resamples seeds and these puzzle ids. Written by the engine on rank 0; read by reports/.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,13 +32,14 @@ def record(run_dir: Path, step: int, splits: dict[str, tuple[np.ndarray, np.ndar
     path = path_in(run_dir)
     old = read(path) if path.is_file() else {}
     keep = old["steps"] < step if old else np.zeros(0, bool)
-    out: dict[str, np.ndarray] = {"steps": np.append(old["steps"][keep] if old else
-                                                      np.zeros(0, np.int64), step).astype(np.int64)}
+    out: dict[str, np.ndarray] = {
+        "steps": np.append(old["steps"][keep] if old else np.zeros(0, np.int64), step).astype(np.int64)
+    }
     for split, (correct, ids) in splits.items():
         correct = np.asarray(correct, bool).reshape(1, -1)
         if old and split in old["splits"] and old["splits"][split][0].shape[1] == correct.shape[1]:
             correct = np.concatenate([old["splits"][split][0][keep], correct])
-        elif len(out["steps"]) != 1:        # a split that appeared mid-run: earlier rows unknown
+        elif len(out["steps"]) != 1:  # a split that appeared mid-run: earlier rows unknown
             out["steps"] = out["steps"][-1:]
         out[f"{split}_correct"] = np.packbits(correct, axis=1)
         out[f"{split}_n"] = np.array(correct.shape[1])
@@ -55,12 +57,12 @@ def read(path: Path) -> dict:
         splits = {}
         for key in z.files:
             if key.endswith("_correct"):
-                s = key[:-len("_correct")]
+                s = key[: -len("_correct")]
                 n = int(z[f"{s}_n"])
                 bits = np.unpackbits(z[key], axis=1, count=n).astype(bool)
                 splits[s] = (bits, z[f"{s}_puzzle_ids"])
         steps = z["steps"]
-    for s, (bits, _) in splits.items():    # a split that appeared mid-run covers the last rows
+    for s, (bits, _) in splits.items():  # a split that appeared mid-run covers the last rows
         if len(bits) != len(steps):
             raise ValueError(f"{path}: {s} has {len(bits)} evaluations, steps has {len(steps)}")
     return {"steps": steps, "splits": splits}

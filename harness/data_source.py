@@ -14,13 +14,18 @@ What was chosen goes into the run's tags (`rbench.data_source`, `rbench.data_tas
 `rbench.data_published`, `rbench.data_from`) through `tracking.tags`, so the MLflow run and the
 run folder's config.yaml both say which data the numbers come from.
 """
+
 from __future__ import annotations
 
 from harness.config import ExperimentConfig, TaskConfig
 from harness.errors import ConfigError
 
-TAG_SOURCE, TAG_TASK, TAG_PUBLISHED, TAG_FROM = ("rbench.data_source", "rbench.data_task",
-                                                 "rbench.data_published", "rbench.data_from")
+TAG_SOURCE, TAG_TASK, TAG_PUBLISHED, TAG_FROM = (
+    "rbench.data_source",
+    "rbench.data_task",
+    "rbench.data_published",
+    "rbench.data_from",
+)
 
 
 def choose_data(cfg: ExperimentConfig, from_paths: list[str] | None = None) -> ExperimentConfig:
@@ -35,10 +40,12 @@ def choose_data(cfg: ExperimentConfig, from_paths: list[str] | None = None) -> E
         tags = {TAG_SOURCE: "local copy of the published data", TAG_FROM: " ".join(from_paths)}
     elif task.stand_in:
         new = TaskConfig(name=task.stand_in, **params)
-        tags = {TAG_SOURCE: "generated stand-in (published data not given: pass --from)",
-                TAG_PUBLISHED: task.name}
+        tags = {
+            TAG_SOURCE: "generated stand-in (published data not given: pass --from)",
+            TAG_PUBLISHED: task.name,
+        }
     else:
-        new = task                                  # the task as configured; nothing to record
+        new = task  # the task as configured; nothing to record
     try:
         resolve(new)
     except ConfigError as e:
@@ -48,7 +55,9 @@ def choose_data(cfg: ExperimentConfig, from_paths: list[str] | None = None) -> E
     if not tags:
         return cfg
     tags[TAG_TASK] = new.name
-    return cfg.model_copy(update={
-        "task": new,
-        "tracking": cfg.tracking.model_copy(update={"tags": {**cfg.tracking.tags, **tags}}),
-    })
+    return cfg.model_copy(
+        update={
+            "task": new,
+            "tracking": cfg.tracking.model_copy(update={"tags": {**cfg.tracking.tags, **tags}}),
+        }
+    )

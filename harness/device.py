@@ -1,4 +1,5 @@
 """The one place that decides CPU vs GPU settings: device, precision and collective backend."""
+
 from __future__ import annotations
 
 import os
@@ -12,9 +13,9 @@ from harness.errors import ConfigError
 
 @dataclass(frozen=True)
 class Runtime:
-    device: str          # "cpu" or "cuda"
-    precision: str       # "fp32" or "bf16"
-    backend: str         # torch.distributed backend: "gloo" (CPU) or "nccl" (GPU)
+    device: str  # "cpu" or "cuda"
+    precision: str  # "fp32" or "bf16"
+    backend: str  # torch.distributed backend: "gloo" (CPU) or "nccl" (GPU)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -24,6 +24,7 @@ module adds is WHICH weights it averages and in which precision:
   from the fp32 shadow), as the reference computes in bf16 from fp32 weights.
 - `state_dict()` is fp32 (checkpointed as is); `load_state_dict` restores it bit for bit.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,9 @@ def master_weights(optimizer, params: list[torch.nn.Parameter]) -> list[torch.Te
     if all(p.dtype == torch.float32 for p in params):
         return [p.detach() for p in params]
     copies: dict[int, torch.Tensor] = {}
-    for lp_group, hp_group in zip(getattr(optimizer, "fp16_groups", []) or [],
-                                  getattr(optimizer, "fp32_groups", []) or []):
+    for lp_group, hp_group in zip(
+        getattr(optimizer, "fp16_groups", []) or [], getattr(optimizer, "fp32_groups", []) or []
+    ):
         if isinstance(lp_group, (list, tuple)) and isinstance(hp_group, (list, tuple)):
             copies.update({id(lp): hp for lp, hp in zip(lp_group, hp_group)})
     if all(id(p) in copies for p in params):
@@ -74,10 +76,10 @@ class EMA:
 
     def __init__(self, module: torch.nn.Module, decay: float, device: torch.device | None = None):
         self.decay = decay
-        self.module = module                                  # the module being trained
+        self.module = module  # the module being trained
         self.shadow = _copy_without_buffers(module).to(device).float().eval().requires_grad_(False)
         self._avg = get_ema_multi_avg_fn(decay)
-        self.n_averaged = 1                                   # ema_0 = w_0: the copy above
+        self.n_averaged = 1  # ema_0 = w_0: the copy above
         self._eval: torch.nn.Module | None = None
 
     @torch.no_grad()
@@ -86,8 +88,9 @@ class EMA:
         shadow = [p.detach() for p in self.shadow.parameters()]
         if len(weights) != len(shadow):
             raise ValueError(f"EMA.update got {len(weights)} tensors for {len(shadow)} parameters")
-        self._avg(shadow, [w.to(s.device, s.dtype) for w, s in zip(weights, shadow)],
-                  torch.tensor(self.n_averaged))
+        self._avg(
+            shadow, [w.to(s.device, s.dtype) for w, s in zip(weights, shadow)], torch.tensor(self.n_averaged)
+        )
         self.n_averaged += 1
 
     @torch.no_grad()

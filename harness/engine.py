@@ -11,6 +11,7 @@ optimizer steps. Every step runs ONE supervision segment for the whole batch and
 rows that halted take a fresh example from the step's batch (the model does the swap). Evaluation
 runs all `halt_max_steps` segments (no early halt).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -47,27 +48,28 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class Hooks:
-    on_log: Callable[[int, dict[str, float]], None] | None = None         # rank 0
-    on_eval: Callable[[int, dict[str, float]], None] | None = None        # rank 0
+    on_log: Callable[[int, dict[str, float]], None] | None = None  # rank 0
+    on_eval: Callable[[int, dict[str, float]], None] | None = None  # rank 0
     on_checkpoint: Callable[[int, Path, dict[str, float]], None] | None = None  # every rank
-    should_stop: Callable[[], bool] | None = None                        # checked after each step
+    should_stop: Callable[[], bool] | None = None  # checked after each step
 
 
 @dataclass
 class TrainResult:
     run_dir: Path
     step: int
-    metrics: dict[str, float]          # final evaluation
-    flops: float                       # cumulative training FLOPs (all workers)
+    metrics: dict[str, float]  # final evaluation
+    flops: float  # cumulative training FLOPs (all workers)
     checkpoint_dir: Path | None
     num_parameters: int
     effective_depth: int
-    history: list[dict] = field(default_factory=list)   # eval metrics per evaluation (rank 0)
+    history: list[dict] = field(default_factory=list)  # eval metrics per evaluation (rank 0)
     puzzle_embedding_entries: int = 0  # size of the puzzle-embedding table (not in num_parameters)
 
 
 # ---------------------------------------------------------------------------------------------
 # Set-up stages
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -87,13 +89,14 @@ def import_deepspeed(device: str | None = None):
     if device == "cpu":
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before DeepSpeed picks an accelerator
     if "deepspeed" not in sys.modules and "mlflow" not in sys.modules:
-        sys.modules["mlflow"] = None            # `import mlflow` now raises ImportError
+        sys.modules["mlflow"] = None  # `import mlflow` now raises ImportError
         try:
             import deepspeed  # noqa: F401
         finally:
             if sys.modules.get("mlflow", 0) is None:
                 del sys.modules["mlflow"]
     import deepspeed
+
     return deepspeed
 
 
@@ -106,8 +109,13 @@ def init_distributed(rt: Runtime) -> tuple[int, int]:
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # Alone: a fresh port, never one inherited from a parent process (a test runner, a
             # raylet) whose own one-process group may still be listening on it.
-            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                              MASTER_PORT=str(_free_port()))
+            os.environ.update(
+                RANK="0",
+                WORLD_SIZE="1",
+                LOCAL_RANK="0",
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(_free_port()),
+            )
         deepspeed.init_distributed(dist_backend=rt.backend, verbose=False)
     return dist.get_rank(), dist.get_world_size()
 
@@ -165,7 +173,7 @@ def deepspeed_config(cfg: ExperimentConfig, rt: Runtime, per_rank_batch: int) ->
         "gradient_clipping": cfg.train.grad_clip or 0.0,
     }
     if cfg.train.optimizer != "adamw":
-        ds["zero_allow_untested_optimizer"] = True   # ZeRO only wraps the torch optimizer's step
+        ds["zero_allow_untested_optimizer"] = True  # ZeRO only wraps the torch optimizer's step
     return ds
 
 
@@ -178,7 +186,7 @@ def undo_init_step(optimizer) -> None:
 
     if not isinstance(optimizer, FP16_UnfusedOptimizer):
         return
-    optimizer.optimizer.state.clear()          # re-created lazily, from step 0, at the first step
+    optimizer.optimizer.state.clear()  # re-created lazily, from step 0, at the first step
     with torch.no_grad():
         for masters, params in zip(optimizer.fp32_groups, optimizer.fp16_groups):
             for m, p in zip(masters, params):
@@ -196,11 +204,22 @@ def to_batch(ds: PuzzleDataset, idx: np.ndarray, device: torch.device) -> dict[s
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentConfig,
-             device: torch.device, rank: int, world: int, *, limit: int | None = None,
-             family_metrics: bool = True, batch_size: int | None = None,
-             predict: Callable | None = None) -> tuple[dict[str, float], np.ndarray | None]:
+def evaluate(
+    model: torch.nn.Module,
+    spec,
+    test: PuzzleDataset,
+    cfg: ExperimentConfig,
+    device: torch.device,
+    rank: int,
+    world: int,
+    *,
+    limit: int | None = None,
+    family_metrics: bool = True,
+    batch_size: int | None = None,
+    predict: Callable | None = None,
+) -> tuple[dict[str, float], np.ndarray | None]:
     """Every rank predicts a contiguous shard; rank 0 scores the whole set; all ranks get metrics.
 
     -> (metrics, correct): `correct` [n] bool is each example's exact correctness (rank 0; None
@@ -222,13 +241,15 @@ def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentC
     model.eval()
     preds, q_halt = [], []
     for start in range(0, len(shard), bs):
-        p, q = predict(to_batch(test, shard[start:start + bs], device))
+        p, q = predict(to_batch(test, shard[start : start + bs], device))
         preds.append(p.cpu().numpy())
         q_halt.append(q.float().cpu().numpy())
     model.train(was_training)
     L = test.meta.seq_len
-    local = (np.concatenate(preds) if preds else np.zeros((0, L), np.int64),
-             np.concatenate(q_halt) if q_halt else np.zeros((0,), np.float32))
+    local = (
+        np.concatenate(preds) if preds else np.zeros((0, L), np.int64),
+        np.concatenate(q_halt) if q_halt else np.zeros((0,), np.float32),
+    )
     gathered = [local]
     if world > 1:
         gathered = [None] * world
@@ -240,8 +261,9 @@ def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentC
         part = subset(test, np.arange(n))
         labels = np.asarray(part.labels)
         correct = ((all_p == labels) | (labels == scoring.IGNORE_LABEL_ID)).all(axis=1)
-        scored = (scoring.score(spec, part, all_p, all_q) if family_metrics
-                  else scoring.accuracy(labels, all_p))
+        scored = (
+            scoring.score(spec, part, all_p, all_q) if family_metrics else scoring.accuracy(labels, all_p)
+        )
         metrics = {k: float(v) for k, v in scored.items()}
         metrics["eval_examples"] = float(n)
     if world == 1:
@@ -251,24 +273,32 @@ def evaluate(model: torch.nn.Module, spec, test: PuzzleDataset, cfg: ExperimentC
     return box[0], correct
 
 
-def evaluate_splits(model, spec, test: PuzzleDataset, val: PuzzleDataset | None,
-                    cfg: ExperimentConfig, device, rank: int, world: int, run_dir: Path,
-                    step: int) -> dict[str, float]:
+def evaluate_splits(
+    model,
+    spec,
+    test: PuzzleDataset,
+    val: PuzzleDataset | None,
+    cfg: ExperimentConfig,
+    device,
+    rank: int,
+    world: int,
+    run_dir: Path,
+    step: int,
+) -> dict[str, float]:
     """Test split (and the validation split as `val_*` keys), plus the compute it costs per
     example; rank 0 appends every example's exact correctness to the run's correctness file."""
     from harness import correctness
 
     metrics, correct = evaluate(model, spec, test, cfg, device, rank, world)
-    splits = {"test": (correct, test.group_ids[:len(correct)])} if rank == 0 else {}
+    splits = {"test": (correct, test.group_ids[: len(correct)])} if rank == 0 else {}
     if val is not None:
-        vm, vc = evaluate(model, spec, val, cfg, device, rank, world, limit=len(val),
-                          family_metrics=False)
+        vm, vc = evaluate(model, spec, val, cfg, device, rank, world, limit=len(val), family_metrics=False)
         metrics.update({f"val_{k}": v for k, v in vm.items()})
         if rank == 0:
             splits["val"] = (vc, val.group_ids)
     segments = getattr(getattr(model, "cfg", None), "halt_max_steps", 1)
     metrics["inference_flops_per_example"] = float(model.flops_per_example("eval")) * segments
-    table = getattr(getattr(model, "core", None), "puzzle_emb", None)   # a buffer: not in num_parameters
+    table = getattr(getattr(model, "core", None), "puzzle_emb", None)  # a buffer: not in num_parameters
     metrics["puzzle_emb_parameters"] = float(table.weights.numel()) if table is not None else 0.0
     if rank == 0:
         correctness.record(run_dir, step, splits)
@@ -278,8 +308,15 @@ def evaluate_splits(model, spec, test: PuzzleDataset, val: PuzzleDataset | None,
 # ---------------------------------------------------------------------------------------------
 # The loop
 
-def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = None,
-          hooks: Hooks | None = None, progress: bool = True) -> TrainResult:
+
+def train(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    *,
+    resume_from: Path | None = None,
+    hooks: Hooks | None = None,
+    progress: bool = True,
+) -> TrainResult:
     import torch.distributed as dist
 
     from benchmarks.sampler import GroupSampler
@@ -291,17 +328,21 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     rank, world = init_distributed(rt)
     device = local_device(rt)
     if cfg.train.batch_size % world:
-        raise ConfigError("train.batch_size",
-                          f"must be divisible by the number of workers ({world}), got {cfg.train.batch_size}")
+        raise ConfigError(
+            "train.batch_size",
+            f"must be divisible by the number of workers ({world}), got {cfg.train.batch_size}",
+        )
     if cfg.train.ema_decay and cfg.engine.zero_stage == 3:
-        raise ConfigError("train.ema_decay", "EMA needs whole parameters on each worker: use engine.zero_stage <= 2")
+        raise ConfigError(
+            "train.ema_decay", "EMA needs whole parameters on each worker: use engine.zero_stage <= 2"
+        )
     if resume_from is not None:
-        ckpt.verify_safe(resume_from)   # before DeepSpeed's weights_only=False torch.load sees a file
+        ckpt.verify_safe(resume_from)  # before DeepSpeed's weights_only=False torch.load sees a file
     per_rank = cfg.train.batch_size // world
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(cfg.to_yaml())
-        write_provenance(run_dir)                  # tracking on or off (harness/provenance.py)
+        write_provenance(run_dir)  # tracking on or off (harness/provenance.py)
 
     # data -> model -> engine
     spec, data = build_data(cfg, rank)
@@ -311,7 +352,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
             train_ds, val_ds = holdout(train_ds, cfg.train.val_examples)
         except ValueError as e:
             raise ConfigError("train.val_examples", str(e)) from None
-    seed_everything(cfg.seed)                      # identical initial weights on every rank
+    seed_everything(cfg.seed)  # identical initial weights on every rank
     model = build_model(cfg.model, train_ds.meta)
     flops_per_step = float(model.flops_per_example("train")) * cfg.train.batch_size
     steps = total_steps(cfg, flops_per_step)
@@ -321,12 +362,16 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
     optimizer = build_optimizer(cfg.train, params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s, steps))
     engine, optimizer, _, scheduler = import_deepspeed().initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler,
-        config=deepspeed_config(cfg, rt, per_rank), dist_init_required=False)
+        model=model,
+        optimizer=optimizer,
+        lr_scheduler=scheduler,
+        config=deepspeed_config(cfg, rt, per_rank),
+        dist_init_required=False,
+    )
     undo_init_step(optimizer)
     module = engine.module
     if world == 1 and cfg.engine.zero_stage == 0:
-        engine.enable_backward_allreduce = False   # nothing to reduce; saves a flatten+copy per step
+        engine.enable_backward_allreduce = False  # nothing to reduce; saves a flatten+copy per step
     sampler = GroupSampler(train_ds, per_rank, rank=rank, world_size=world, seed=cfg.seed)
 
     # state that a checkpoint restores
@@ -337,8 +382,11 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
         resume_from = Path(resume_from)
         state = ckpt.read_state(resume_from)
         if int(state.get("world_size", world)) != world:
-            raise ConfigError("--workers", f"the checkpoint {resume_from} was written by "
-                              f"{state['world_size']} workers; resume with the same number (got {world})")
+            raise ConfigError(
+                "--workers",
+                f"the checkpoint {resume_from} was written by "
+                f"{state['world_size']} workers; resume with the same number (got {world})",
+            )
         engine.load_checkpoint(str(resume_from), tag=ckpt.DS_TAG, load_module_strict=True)
         step, flops = int(state["step"]), float(state["flops"])
         history, last_eval = state.get("history", []), state.get("metrics", {})
@@ -363,8 +411,16 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
             ckpt.save_tensors(path / "ema.pt", ema.state_dict())
         dist.barrier()
         if rank == 0:
-            ckpt.write_state(path, {"step": at_step, "flops": flops, "metrics": metrics,
-                                    "history": history, "world_size": world})
+            ckpt.write_state(
+                path,
+                {
+                    "step": at_step,
+                    "flops": flops,
+                    "metrics": metrics,
+                    "history": history,
+                    "world_size": world,
+                },
+            )
             ckpt.prune(run_dir, cfg.train.keep_checkpoints)
         dist.barrier()
         if hooks.on_checkpoint:
@@ -386,8 +442,9 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
         engine.backward(loss)
         engine.step()
         if hasattr(module, "puzzle_emb_step"):
-            module.puzzle_emb_step(cfg.train.puzzle_emb_lr * lr_factor(cfg, step, steps),
-                                   cfg.train.puzzle_emb_weight_decay)
+            module.puzzle_emb_step(
+                cfg.train.puzzle_emb_lr * lr_factor(cfg, step, steps), cfg.train.puzzle_emb_weight_decay
+            )
         if ema is not None:
             ema.update(master_weights(engine.optimizer, params))
         step += 1
@@ -405,8 +462,11 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
                 vec /= world
             now = time.perf_counter()
             logged = {k: float(v) for k, v in zip(keys, vec)}
-            logged.update(lr=cfg.train.lr * lr_factor(cfg, step - 1, steps), flops_cumulative=flops,
-                          examples_per_s=n_sum * cfg.train.batch_size / max(now - t_log, 1e-9))
+            logged.update(
+                lr=cfg.train.lr * lr_factor(cfg, step - 1, steps),
+                flops_cumulative=flops,
+                examples_per_s=n_sum * cfg.train.batch_size / max(now - t_log, 1e-9),
+            )
             sums, n_sum, t_log = {}, 0, now
             if rank == 0:
                 bar.update(step, logged)
@@ -414,8 +474,9 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
                     hooks.on_log(step, logged)
         stopped = bool(hooks.should_stop and hooks.should_stop())
         if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < steps:
-            last_eval = evaluate_splits(eval_model(), spec, test_ds, val_ds, cfg, device, rank,
-                                        world, run_dir, step)
+            last_eval = evaluate_splits(
+                eval_model(), spec, test_ds, val_ds, cfg, device, rank, world, run_dir, step
+            )
             last_eval["flops_cumulative"] = flops
             history.append({"step": step, **last_eval})
             if rank == 0:
@@ -429,15 +490,23 @@ def train(cfg: ExperimentConfig, run_dir: Path, *, resume_from: Path | None = No
             break
 
     if not stopped:
-        last_eval = evaluate_splits(eval_model(), spec, test_ds, val_ds, cfg, device, rank,
-                                    world, run_dir, step)
+        last_eval = evaluate_splits(
+            eval_model(), spec, test_ds, val_ds, cfg, device, rank, world, run_dir, step
+        )
         last_eval["flops_cumulative"] = flops
         history.append({"step": step, **last_eval})
         if rank == 0 and hooks.on_eval:
             hooks.on_eval(step, last_eval)
         last_ckpt = save(step, last_eval)
     bar.close()
-    return TrainResult(run_dir=run_dir, step=step, metrics=last_eval, flops=flops,
-                       checkpoint_dir=last_ckpt, num_parameters=int(module.num_parameters()),
-                       effective_depth=int(module.effective_depth()), history=history,
-                       puzzle_embedding_entries=int(module.puzzle_embedding_entries()))
+    return TrainResult(
+        run_dir=run_dir,
+        step=step,
+        metrics=last_eval,
+        flops=flops,
+        checkpoint_dir=last_ckpt,
+        num_parameters=int(module.num_parameters()),
+        effective_depth=int(module.effective_depth()),
+        history=history,
+        puzzle_embedding_entries=int(module.puzzle_embedding_entries()),
+    )

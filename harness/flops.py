@@ -11,6 +11,7 @@ activations, rotary, embedding look-ups and the loss's elementwise work are not 
                 pass) + loss.backward(), per example
     eval step:  `predict` (all halt_max_steps segments, no_grad), per example per segment
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -29,8 +30,9 @@ def counting():
             yield counter
 
 
-def measure_train_flops(model, batch: dict[str, torch.Tensor],
-                        generator: torch.Generator | None = None) -> float:
+def measure_train_flops(
+    model, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+) -> float:
     """Measured FLOPs per example of one training step (forward + backward of one segment).
 
     Runs on a fresh carry (every row loads `batch`); gradients land in the model's .grad (the caller
@@ -42,7 +44,7 @@ def measure_train_flops(model, batch: dict[str, torch.Tensor],
         _, loss, _, _ = model(carry, batch, generator=generator)
         loss.backward()
     if hasattr(model, "core") and getattr(model.core, "puzzle_emb", None) is not None:
-        model.core.puzzle_emb._pending.clear()      # measurement only: no embedding update due
+        model.core.puzzle_emb._pending.clear()  # measurement only: no embedding update due
     return c.get_total_flops() / batch["inputs"].shape[0]
 
 
@@ -56,8 +58,9 @@ def measure_eval_flops(model, batch: dict[str, torch.Tensor]) -> float:
     return c.get_total_flops() / (batch["inputs"].shape[0] * model.cfg.halt_max_steps)
 
 
-def check_flops(model, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None,
-                rel_tol: float = 0.02) -> dict[str, float]:
+def check_flops(
+    model, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None, rel_tol: float = 0.02
+) -> dict[str, float]:
     """Analytic vs measured FLOPs per example (train and eval). Raises AssertionError beyond rel_tol.
 
     Returns {"train_analytic", "train_measured", "eval_analytic", "eval_measured"}.
@@ -71,6 +74,8 @@ def check_flops(model, batch: dict[str, torch.Tensor], generator: torch.Generato
     for mode in ("train", "eval"):
         a, m = out[f"{mode}_analytic"], out[f"{mode}_measured"]
         if abs(a - m) > rel_tol * m:
-            raise AssertionError(f"{mode} FLOPs: analytic {a:.6g} vs measured {m:.6g} "
-                                 f"({(a - m) / m:+.2%}, tolerance {rel_tol:.0%})")
+            raise AssertionError(
+                f"{mode} FLOPs: analytic {a:.6g} vs measured {m:.6g} "
+                f"({(a - m) / m:+.2%}, tolerance {rel_tol:.0%})"
+            )
     return out

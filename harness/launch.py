@@ -29,6 +29,7 @@ Deterministic failures are not retried: a diverged loss (`TrainingDiverged`) or 
 (`UserError`, e.g. resuming with a different worker count) is caught on the workers and reported
 as a failure record, so the job stops at once instead of burning `max_failures` restarts.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,9 @@ from harness.outcome import TrialOutcome
 # poll; with checkpoints every few seconds (CPU-scale runs) that would dominate. Read by the
 # controller, which inherits it from the process that calls `fit()`.
 HEALTH_CHECK_ENV, HEALTH_CHECK_INTERVAL_S = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25"
-STORAGE_NAME = "checkpoints"            # Ray Train run name inside the storage path
-FINAL_DIR, FINAL_FILE = "final", "final.json"   # completion marker checkpoint (see train_worker)
-UNIX_SOCKET_LIMIT = 107                 # bytes in sockaddr_un.sun_path (Linux)
+STORAGE_NAME = "checkpoints"  # Ray Train run name inside the storage path
+FINAL_DIR, FINAL_FILE = "final", "final.json"  # completion marker checkpoint (see train_worker)
+UNIX_SOCKET_LIMIT = 107  # bytes in sockaddr_un.sun_path (Linux)
 
 
 class TrialFailed(RuntimeError):
@@ -66,6 +67,7 @@ class TrialFailed(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 # Ray start-up
 
+
 def ray_temp_dir(runs_dir: str | Path) -> str:
     """Ray's temp/session folder for a local Ray: under the runs folder, unless the unix-socket
     paths Ray builds inside it (<temp>/session_<date>_<pid>/sockets/plasma_store, ~70 more bytes)
@@ -76,8 +78,9 @@ def ray_temp_dir(runs_dir: str | Path) -> str:
     return f"/tmp/rbench-ray-{os.getuid()}"
 
 
-def ensure_ray(address: str | None, *, runs_dir: str | Path, num_cpus: int | None = None,
-               log_to_driver: bool = True) -> None:
+def ensure_ray(
+    address: str | None, *, runs_dir: str | Path, num_cpus: int | None = None, log_to_driver: bool = True
+) -> None:
     """Join `address` (or RAY_ADDRESS), or start a local Ray whose files live under runs_dir.
     A Ray already initialised in this process (tests, notebooks) is used as it is.
     `log_to_driver=False`: the actors' output stays in Ray's session logs (sweeps, unless -v)."""
@@ -98,6 +101,7 @@ def ensure_ray(address: str | None, *, runs_dir: str | Path, num_cpus: int | Non
 
 # ---------------------------------------------------------------------------------------------
 # What every worker runs
+
 
 def absolute_config(cfg: ExperimentConfig) -> ExperimentConfig:
     """Workers run in Ray's own working directory: give them absolute paths and an explicit
@@ -133,8 +137,12 @@ def _write_worker_info(scratch: Path, rank: int) -> None:
     import ray
 
     scratch.mkdir(parents=True, exist_ok=True)
-    info = {"rank": rank, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-            "started": time.time()}
+    info = {
+        "rank": rank,
+        "pid": os.getpid(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "started": time.time(),
+    }
     tmp = scratch / "worker.json.tmp"
     tmp.write_text(json.dumps(info))
     os.replace(tmp, scratch / "worker.json")
@@ -144,8 +152,12 @@ def train_worker(config: dict[str, Any]) -> None:
     """The TorchTrainer loop function (one call per rank per attempt)."""
     import ray.train
 
-    run_session(config, rank=ray.train.get_context().get_world_rank(),
-                get_checkpoint=ray.train.get_checkpoint, report=ray.train.report)
+    run_session(
+        config,
+        rank=ray.train.get_context().get_world_rank(),
+        get_checkpoint=ray.train.get_checkpoint,
+        report=ray.train.report,
+    )
 
 
 def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) -> TrialOutcome:
@@ -166,17 +178,21 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
     # Rank 0 logs into the driver's run through its own helper process (which writes what was
     # buffered if this worker is killed, but leaves ending the run to the driver: Ray retries).
     run_id = config.get("mlflow_run_id")
-    tracker = (open_tracker(cfg, run_dir=scratch, run_id=run_id, record_id=False, owns_run=False)
-               if rank == 0 and run_id else NullTracker())
+    tracker = (
+        open_tracker(cfg, run_dir=scratch, run_id=run_id, record_id=False, owns_run=False)
+        if rank == 0 and run_id
+        else NullTracker()
+    )
     try:
         tracker.start()
         return _train_and_report(config, cfg, rank, scratch, tracker, get_checkpoint, report)
     finally:
-        tracker.close()       # before returning: the driver ends the run once fit() returns
+        tracker.close()  # before returning: the driver ends the run once fit() returns
 
 
-def _train_and_report(config: dict[str, Any], cfg: ExperimentConfig, rank: int, scratch: Path,
-                      tracker, get_checkpoint, report) -> TrialOutcome:
+def _train_and_report(
+    config: dict[str, Any], cfg: ExperimentConfig, rank: int, scratch: Path, tracker, get_checkpoint, report
+) -> TrialOutcome:
     from ray.train import Checkpoint
 
     from harness import checkpoint as ckpt
@@ -196,12 +212,21 @@ def _train_and_report(config: dict[str, Any], cfg: ExperimentConfig, rank: int, 
         tracker.log_metrics(step, metrics, prefix=EVAL_PREFIX)
 
     def on_checkpoint(step: int, path: Path, metrics: dict[str, float]) -> None:
-        metrics_out = {**extra, **{f"train_{k}": v for k, v in last_log.items()}, **metrics,
-                       "step": step, "resumed_from_step": resumed_from}
+        metrics_out = {
+            **extra,
+            **{f"train_{k}": v for k, v in last_log.items()},
+            **metrics,
+            "step": step,
+            "resumed_from_step": resumed_from,
+        }
         if ckpt.is_complete(path):  # rank 0 holds state.json: the authoritative FLOP count
             metrics_out["flops_cumulative"] = float(ckpt.read_state(path)["flops"])
-        report(metrics_out, checkpoint=Checkpoint.from_directory(str(path)),
-               checkpoint_dir_name=path.name, delete_local_checkpoint_after_upload=True)
+        report(
+            metrics_out,
+            checkpoint=Checkpoint.from_directory(str(path)),
+            checkpoint_dir_name=path.name,
+            delete_local_checkpoint_after_upload=True,
+        )
 
     hooks = engine.Hooks(on_log=on_log, on_eval=on_eval, on_checkpoint=on_checkpoint)
     restored = get_checkpoint()
@@ -225,23 +250,33 @@ def _train_and_report(config: dict[str, Any], cfg: ExperimentConfig, rank: int, 
         resume_from = Path(resume_dir) if resume_dir else None
         resumed_from = float(ckpt.read_state(resume_from)["step"]) if resume_from else 0.0
         try:
-            result = engine.train(cfg, scratch, resume_from=resume_from, hooks=hooks,
-                                  progress=bool(config.get("progress")))
+            result = engine.train(
+                cfg, scratch, resume_from=resume_from, hooks=hooks, progress=bool(config.get("progress"))
+            )
         except (engine.TrainingDiverged, UserError) as e:
             # Deterministic: a retry would fail the same way. Every rank gets here at the same step
             # (the engine agrees on divergence collectively), so the report barrier is met.
-            outcome = TrialOutcome.failed(f"{type(e).__name__}: {e}",
-                                          step=int(getattr(e, "step", -1)),
-                                          user_error=isinstance(e, UserError), extra=extra)
+            outcome = TrialOutcome.failed(
+                f"{type(e).__name__}: {e}",
+                step=int(getattr(e, "step", -1)),
+                user_error=isinstance(e, UserError),
+                extra=extra,
+            )
             outcome.resumed_from_step = resumed_from
             return _report_outcome(rank, scratch, outcome, report)
-    correctness.upload(tracker, scratch)    # rank 0: per-example bits, for the report's intervals
+    correctness.upload(tracker, scratch)  # rank 0: per-example bits, for the report's intervals
     outcome = TrialOutcome(
-        status="finished", step=result.step, metrics=dict(result.metrics), train=dict(last_log),
-        flops=result.flops, num_parameters=result.num_parameters,
+        status="finished",
+        step=result.step,
+        metrics=dict(result.metrics),
+        train=dict(last_log),
+        flops=result.flops,
+        num_parameters=result.num_parameters,
         effective_depth=result.effective_depth,
-        puzzle_embedding_entries=result.puzzle_embedding_entries, resumed_from_step=resumed_from,
-        extra=extra)
+        puzzle_embedding_entries=result.puzzle_embedding_entries,
+        resumed_from_step=resumed_from,
+        extra=extra,
+    )
     return _report_outcome(rank, scratch, outcome, report)
 
 
@@ -259,8 +294,12 @@ def _report_outcome(rank: int, scratch: Path, outcome: TrialOutcome, report) -> 
         marker = scratch / FINAL_DIR
         marker.mkdir(parents=True, exist_ok=True)
         (marker / FINAL_FILE).write_text(json.dumps(data))
-    report(data, checkpoint=Checkpoint.from_directory(str(marker)) if marker else None,
-           checkpoint_dir_name=FINAL_DIR, delete_local_checkpoint_after_upload=True)
+    report(
+        data,
+        checkpoint=Checkpoint.from_directory(str(marker)) if marker else None,
+        checkpoint_dir_name=FINAL_DIR,
+        delete_local_checkpoint_after_upload=True,
+    )
     return outcome
 
 
@@ -274,21 +313,23 @@ def final_checkpoint(outcome: TrialOutcome, marker_path: str | None) -> str | No
 # ---------------------------------------------------------------------------------------------
 # Driver side
 
+
 @dataclass
 class JobSpec:
     """One Ray Train job, as both `launch` and the sweep trials build it."""
-    cfg: ExperimentConfig             # absolute paths (see absolute_config)
+
+    cfg: ExperimentConfig  # absolute paths (see absolute_config)
     run_dir: Path
     workers: int
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
-    storage: str | None = None        # Ray Train storage path; default: the run folder
-    max_failures: int = 3             # worker-group restarts from the last checkpoint
+    storage: str | None = None  # Ray Train storage path; default: the run folder
+    max_failures: int = 3  # worker-group restarts from the last checkpoint
     mlflow_run_id: str | None = None
     fallback_resume: Path | None = None
     progress: bool = False
     extra_metrics: dict[str, float] | None = None
-    callbacks: list | None = None     # Ray Train UserCallbacks (e.g. Tune's report callback)
+    callbacks: list | None = None  # Ray Train UserCallbacks (e.g. Tune's report callback)
 
 
 def storage_location(spec: JobSpec) -> tuple[str, str]:
@@ -323,14 +364,16 @@ def make_trainer(spec: JobSpec):
     }
     keep = getattr(spec.cfg.train, "keep_checkpoints", None) or None
     if keep:
-        keep += 1       # the "final" marker counts as one of Ray's kept checkpoints
+        keep += 1  # the "final" marker counts as one of Ray's kept checkpoints
     return TorchTrainer(
         train_worker,
         train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=spec.workers, use_gpu=use_gpu,
-                                     resources_per_worker=resources),
+        scaling_config=ScalingConfig(
+            num_workers=spec.workers, use_gpu=use_gpu, resources_per_worker=resources
+        ),
         run_config=RunConfig(
-            name=name, storage_path=storage_path,
+            name=name,
+            storage_path=storage_path,
             failure_config=FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=keep),
             callbacks=spec.callbacks,
@@ -352,8 +395,7 @@ def run_job(spec: JobSpec) -> TrialOutcome:
         return TrialOutcome.failed(failure_reason(e), extra=spec.extra_metrics)
     outcome = TrialOutcome.from_report(result.metrics)
     if outcome is None:
-        return TrialOutcome.failed("training ended without its final report",
-                                   extra=spec.extra_metrics)
+        return TrialOutcome.failed("training ended without its final report", extra=spec.extra_metrics)
     marker = result.checkpoint.path if result.checkpoint is not None else None
     return outcome.with_checkpoint(final_checkpoint(outcome, marker))
 
@@ -381,16 +423,30 @@ def failure_reason(err: BaseException) -> str:
 def to_train_result(outcome: TrialOutcome, run_dir: Path):
     from harness.engine import TrainResult
 
-    return TrainResult(run_dir=run_dir, step=outcome.step, metrics=dict(outcome.metrics),
-                       flops=outcome.flops, checkpoint_dir=outcome.checkpoint_dir,
-                       num_parameters=int(outcome.num_parameters or 0),
-                       effective_depth=int(outcome.effective_depth or 0),
-                       puzzle_embedding_entries=int(outcome.puzzle_embedding_entries or 0))
+    return TrainResult(
+        run_dir=run_dir,
+        step=outcome.step,
+        metrics=dict(outcome.metrics),
+        flops=outcome.flops,
+        checkpoint_dir=outcome.checkpoint_dir,
+        num_parameters=int(outcome.num_parameters or 0),
+        effective_depth=int(outcome.effective_depth or 0),
+        puzzle_embedding_entries=int(outcome.puzzle_embedding_entries or 0),
+    )
 
 
-def launch(cfg: ExperimentConfig, *, run_dir: Path, workers: int, gpus_per_worker: float = 0.0,
-           address: str | None = None, resume: bool = False, storage: str | None = None,
-           max_failures: int = 3, progress: bool = True):
+def launch(
+    cfg: ExperimentConfig,
+    *,
+    run_dir: Path,
+    workers: int,
+    gpus_per_worker: float = 0.0,
+    address: str | None = None,
+    resume: bool = False,
+    storage: str | None = None,
+    max_failures: int = 3,
+    progress: bool = True,
+):
     """Train `cfg` as a Ray Train job of `workers` data-parallel DeepSpeed workers.
 
     Starts a local Ray (files under runs_dir/ray) unless `address`/RAY_ADDRESS names a cluster.
@@ -409,33 +465,47 @@ def launch(cfg: ExperimentConfig, *, run_dir: Path, workers: int, gpus_per_worke
     cfg = absolute_config(cfg)
     run_dir = Path(run_dir).resolve()
     if not resume and storage is None and has_ray_state(run_dir):
-        raise UserError(f"{run_dir} already holds a Ray Train run: pass --resume to continue it, "
-                        "or choose another --run-dir")
+        raise UserError(
+            f"{run_dir} already holds a Ray Train run: pass --resume to continue it, "
+            "or choose another --run-dir"
+        )
     cpus = float(cfg.engine.threads or 1)
     # A local Ray gets at least the CPUs the job asks for (logical CPUs: oversubscribing a laptop
     # is the user's call); a cluster is sized by its own configuration.
-    ensure_ray(address, runs_dir=cfg.runs_dir,
-               num_cpus=max(os.cpu_count() or 1, int(workers * cpus + 0.999)))
+    ensure_ray(address, runs_dir=cfg.runs_dir, num_cpus=max(os.cpu_count() or 1, int(workers * cpus + 0.999)))
     run_dir.mkdir(parents=True, exist_ok=True)
 
     fallback = None
     if resume and not has_ray_state(run_dir):
-        fallback = ckpt.latest(run_dir)   # a run begun without Ray: start from its checkpoint
-    tracker = open_tracker(cfg, run_dir=run_dir, run_id=read_run_id(run_dir) if resume else None,
-                           tags={LAUNCHER_TAG: "ray", WORKERS_TAG: str(workers)})
+        fallback = ckpt.latest(run_dir)  # a run begun without Ray: start from its checkpoint
+    tracker = open_tracker(
+        cfg,
+        run_dir=run_dir,
+        run_id=read_run_id(run_dir) if resume else None,
+        tags={LAUNCHER_TAG: "ray", WORKERS_TAG: str(workers)},
+    )
     try:
         tracker.start()
-        write_provenance(run_dir)      # the job's; each rank's engine writes its own too
-        spec = JobSpec(cfg=cfg, run_dir=run_dir, workers=workers, cpus_per_worker=cpus,
-                       gpus_per_worker=gpus_per_worker, storage=storage, max_failures=max_failures,
-                       mlflow_run_id=tracker.run_id, fallback_resume=fallback, progress=progress)
+        write_provenance(run_dir)  # the job's; each rank's engine writes its own too
+        spec = JobSpec(
+            cfg=cfg,
+            run_dir=run_dir,
+            workers=workers,
+            cpus_per_worker=cpus,
+            gpus_per_worker=gpus_per_worker,
+            storage=storage,
+            max_failures=max_failures,
+            mlflow_run_id=tracker.run_id,
+            fallback_resume=fallback,
+            progress=progress,
+        )
         try:
             outcome = run_job(spec)
             raise_for(outcome)
         except (TrialFailed, UserError) as e:
             tracker.fail(str(e))
             raise
-        except BaseException as e:   # interrupted: leave the run resumable, but not "RUNNING"
+        except BaseException as e:  # interrupted: leave the run resumable, but not "RUNNING"
             tracker.finish_quietly(Outcome.of_exception(e))
             raise
         result = to_train_result(outcome, run_dir)

@@ -13,17 +13,20 @@ update is at most lr * pi/2 / bc1 and no epsilon is needed. The state (step, exp
 kept in the parameters' dtype (fp32: DeepSpeed hands mixed-precision runs' fp32 master weights to
 the torch optimizer it wraps).
 """
+
 from __future__ import annotations
 
 import torch
 
 
 class AdamATan2(torch.optim.Optimizer):
-    def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.95),
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.95), weight_decay: float = 0.0
+    ):
         if lr <= 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"invalid AdamATan2 settings: lr={lr}, betas={betas}, "
-                             f"weight_decay={weight_decay}")
+            raise ValueError(
+                f"invalid AdamATan2 settings: lr={lr}, betas={betas}, weight_decay={weight_decay}"
+            )
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
 
     @torch.no_grad()
@@ -48,12 +51,12 @@ class AdamATan2(torch.optim.Optimizer):
                 state["step"] += 1
                 t = state["step"].item()
                 g, m, v = p.grad, state["exp_avg"], state["exp_avg_sq"]
-                m.lerp_(g, 1 - beta1)                                  # m = b1 m + (1-b1) g
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)          # v = b2 v + (1-b2) g^2
-                bc1, bc2 = 1 - beta1 ** t, 1 - beta2 ** t
+                m.lerp_(g, 1 - beta1)  # m = b1 m + (1-b1) g
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v = b2 v + (1-b2) g^2
+                bc1, bc2 = 1 - beta1**t, 1 - beta2**t
                 if wd:
                     p.mul_(1 - lr * wd)
-                p.add_(torch.atan2(m, v.sqrt() / bc2 ** 0.5), alpha=-lr / bc1)
+                p.add_(torch.atan2(m, v.sqrt() / bc2**0.5), alpha=-lr / bc1)
         return loss
 
 

@@ -15,6 +15,7 @@ checks, in the order training would trip over it:
 The data it builds is the data training uses (the cache is keyed by the task's parameters), so
 nothing is done twice. The engine keeps its own checks as a backstop for callers that skip this.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,8 +47,11 @@ def _check(cfg: ExperimentConfig, workers: int) -> None:
     with torch.device("meta"):
         build_model(cfg.model, data["train"].meta)
     if cfg.train.batch_size % workers:
-        raise ConfigError("train.batch_size", f"must be divisible by the number of workers "
-                          f"({workers}), got {cfg.train.batch_size}")
+        raise ConfigError(
+            "train.batch_size",
+            f"must be divisible by the number of workers ({workers}), got {cfg.train.batch_size}",
+        )
     if cfg.train.ema_decay and cfg.engine.zero_stage == 3:
-        raise ConfigError("train.ema_decay",
-                          "EMA needs whole parameters on each worker: use engine.zero_stage <= 2")
+        raise ConfigError(
+            "train.ema_decay", "EMA needs whole parameters on each worker: use engine.zero_stage <= 2"
+        )

@@ -1,4 +1,5 @@
 """Training progress for people: a bar on an interactive terminal, plain log lines otherwise."""
+
 from __future__ import annotations
 
 import sys
@@ -13,8 +14,10 @@ class Progress:
         self.bar = None
         if enabled and self.stream.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=start, file=self.stream, unit="step",
-                            dynamic_ncols=True, leave=True)
+
+            self.bar = tqdm(
+                total=total, initial=start, file=self.stream, unit="step", dynamic_ncols=True, leave=True
+            )
 
     def update(self, step: int, metrics: dict[str, float]) -> None:
         """Called at log steps with the 1-based number of finished steps."""
@@ -29,8 +32,11 @@ class Progress:
         rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - step) / rate if rate > 0 else float("nan")
         parts = " ".join(f"{k}={v:.4g}" for k, v in shown.items())
-        print(f"step {step}/{self.total} {parts} ({rate:.1f} steps/s, eta {eta:.0f}s)",
-              file=self.stream, flush=True)
+        print(
+            f"step {step}/{self.total} {parts} ({rate:.1f} steps/s, eta {eta:.0f}s)",
+            file=self.stream,
+            flush=True,
+        )
 
     def message(self, text: str) -> None:
         if not self.enabled:

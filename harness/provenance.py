@@ -1,4 +1,5 @@
 """What makes a run reproducible besides its config: code version and package versions."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,12 @@ def package_versions() -> dict[str, str]:
 
 
 def provenance() -> dict[str, object]:
-    return {**git_info(), "packages": package_versions(), "platform": platform.platform(),
-            "argv": " ".join(sys.argv)}
+    return {
+        **git_info(),
+        "packages": package_versions(),
+        "platform": platform.platform(),
+        "argv": " ".join(sys.argv),
+    }
 
 
 def write_provenance(run_dir: Path) -> Path:

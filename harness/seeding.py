@@ -5,6 +5,7 @@ RNG state: it comes from `step_generator(seed, rank, step)`, a fresh generator d
 run's seed, the worker's rank and the optimizer step. A resumed run therefore draws the same numbers
 as an uninterrupted one without saving any RNG state.
 """
+
 from __future__ import annotations
 
 import random

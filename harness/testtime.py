@@ -10,8 +10,9 @@ them, in the training run's compute dtype) re-evaluates the test split through t
   - breadth: runs K = `samples` copies of each puzzle as one batch of B*K rows; copies 1..K-1 get
     Gaussian noise on the reasoning latent at every recursion (`models.act.LatentNoise`: std =
     noise x the state's RMS), copy 0 stays the unperturbed trajectory (so K = 1 is always the
-    trained model, and breadth only adds candidates); one answer is kept per puzzle: the copy with the highest halting logit
-    (`select: q`) or the most frequent answer (`select: vote`, ties to the highest logit).
+    trained model, and breadth only adds candidates); one answer is kept per puzzle: the copy with
+    the highest halting logit (`select: q`) or the most frequent answer (`select: vote`, ties to
+    the highest logit).
 
 At the trained steps with K = 1 and no noise the predictor is exactly `model.predict`, so the point
 reproduces the training run's final evaluation. Measured per point: exact and token accuracy (and
@@ -19,6 +20,7 @@ the task family's metrics), inference FLOPs per puzzle = flops_per_example("eval
 samples (analytic; noise adds no matmuls), and the mean fixed-point residual ||y_k - y_{k-1}|| of
 the answer latent at each segment k (mean over all rows, samples included).
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,13 +46,14 @@ MODULE_STATES = Path(ckpt.DS_TAG) / "mp_rank_00_model_states.pt"
 @dataclass(frozen=True)
 class Grid:
     """The points to evaluate: every (steps, samples) pair."""
+
     steps: tuple[int, ...]
     samples: tuple[int, ...] = (1,)
-    noise: float = 0.0                      # std relative to the latent's RMS (samples 1..K-1)
+    noise: float = 0.0  # std relative to the latent's RMS (samples 1..K-1)
     select: Literal["q", "vote"] = "q"
-    examples: int | None = None             # default: train.eval_examples (as in training)
-    batch_size: int | None = None           # puzzles per batch (rows = batch x samples)
-    seed: int | None = None                 # noise seed (default: the run's seed)
+    examples: int | None = None  # default: train.eval_examples (as in training)
+    batch_size: int | None = None  # puzzles per batch (rows = batch x samples)
+    seed: int | None = None  # noise seed (default: the run's seed)
 
     def __post_init__(self):
         for name in ("steps", "samples"):
@@ -66,6 +69,7 @@ class Grid:
 class TestTimeSpec(BaseModel):
     """The `test_time:` section a sweep spec may end each trial with (YAML), before the trained
     steps are known: `steps` omitted = `default_steps(halt_max_steps)` of each trial."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     steps: list[PositiveInt] | None = Field(None, min_length=1)
@@ -78,9 +82,15 @@ class TestTimeSpec(BaseModel):
 
     def grid(self, cfg: ExperimentConfig) -> Grid:
         steps = self.steps or default_steps(cfg.model.halt_max_steps)
-        return Grid(steps=tuple(dict.fromkeys(steps)), samples=tuple(dict.fromkeys(self.samples)),
-                    noise=self.noise, select=self.select, examples=self.examples,
-                    batch_size=self.batch_size, seed=self.seed)
+        return Grid(
+            steps=tuple(dict.fromkeys(steps)),
+            samples=tuple(dict.fromkeys(self.samples)),
+            noise=self.noise,
+            select=self.select,
+            examples=self.examples,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
 
 
 def parse_spec(data, source: str | None = None, key: str = "test_time") -> TestTimeSpec:
@@ -101,8 +111,8 @@ class Point:
     exact_accuracy: float
     token_accuracy: float
     inference_flops_per_example: float
-    residual: list[float]                   # mean ||y_k - y_{k-1}|| per segment k = 1..steps
-    metrics: dict[str, float] = field(default_factory=dict)   # everything `evaluate` scored
+    residual: list[float]  # mean ||y_k - y_{k-1}|| per segment k = 1..steps
+    metrics: dict[str, float] = field(default_factory=dict)  # everything `evaluate` scored
 
 
 @dataclass
@@ -111,14 +121,14 @@ class TestTimeResult:
     checkpoint_dir: str
     checkpoint_step: int
     arch: str
-    trained_steps: int                      # halt_max_steps the model trained with
-    weights: str                            # "ema" or "module"
+    trained_steps: int  # halt_max_steps the model trained with
+    weights: str  # "ema" or "module"
     noise: float
     select: str
     seed: int
     eval_examples: int
-    flops_per_segment: float                # analytic eval FLOPs per example per segment
-    reference: dict[str, float]             # the training run's final metrics (checkpoint state)
+    flops_per_segment: float  # analytic eval FLOPs per example per segment
+    reference: dict[str, float]  # the training run's final metrics (checkpoint state)
     points: list[Point]
     version: int = SCHEMA_VERSION
     # per-example exact correctness [P, N] bool (order of `points`) and the puzzle (group) id of
@@ -138,6 +148,7 @@ class TestTimeResult:
 # ---------------------------------------------------------------------------------------------
 # Choosing one answer of K
 
+
 def select_by_q(q: torch.Tensor) -> torch.Tensor:
     """q [B, K] halting logits -> index [B] of the most confident sample."""
     return q.argmax(dim=1)
@@ -146,8 +157,8 @@ def select_by_q(q: torch.Tensor) -> torch.Tensor:
 def select_by_vote(preds: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """preds [B, K, L], q [B, K] -> index [B] of a sample holding the most frequent whole answer;
     among equally frequent answers, the one whose sample has the highest halting logit."""
-    same = (preds[:, :, None, :] == preds[:, None, :, :]).all(-1)     # [B, K, K]
-    votes = same.sum(-1)                                             # [B, K]
+    same = (preds[:, :, None, :] == preds[:, None, :, :]).all(-1)  # [B, K, K]
+    votes = same.sum(-1)  # [B, K]
     top = votes == votes.max(dim=1, keepdim=True).values
     return torch.where(top, q.float(), torch.tensor(float("-inf"), device=q.device)).argmax(dim=1)
 
@@ -156,28 +167,35 @@ class Predictor:
     """batch -> (preds [B, L], q_halt [B]) with `steps` segments and `samples` noisy copies per
     puzzle; accumulates the mean residual curve over the batches it sees."""
 
-    def __init__(self, model, steps: int, samples: int, noise: float = 0.0, select: str = "q",
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        model,
+        steps: int,
+        samples: int,
+        noise: float = 0.0,
+        select: str = "q",
+        generator: torch.Generator | None = None,
+    ):
         from models.act import LatentNoise
 
         self.model, self.steps, self.samples, self.select = model, steps, samples, select
         self.noise = LatentNoise(noise, generator) if noise > 0 and samples > 1 else None
         self._sum = torch.zeros(steps, dtype=torch.float64)
         self._rows = 0
-        self.last_samples: tuple[torch.Tensor, torch.Tensor] | None = None   # [B, K, L], [B, K]
+        self.last_samples: tuple[torch.Tensor, torch.Tensor] | None = None  # [B, K, L], [B, K]
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         from models.act import DATA_KEYS
 
         B, K = batch["inputs"].shape[0], self.samples
         rows = batch if K == 1 else {k: batch[k].repeat_interleave(K, dim=0) for k in DATA_KEYS}
-        if self.noise is not None:      # sample 0 of each puzzle is the unperturbed trajectory
+        if self.noise is not None:  # sample 0 of each puzzle is the unperturbed trajectory
             self.noise.rows = torch.arange(B * K, device=batch["inputs"].device) % K != 0
         res: list[torch.Tensor] = []
         preds, q = self.model.predict(rows, steps=self.steps, noise=self.noise, residuals=res)
         self._sum += torch.stack([r.double().sum() for r in res]).cpu()
         self._rows += B * K
-        preds, q = preds.view(B, K, -1), q.view(B, K)     # row b*K + j = sample j of puzzle b
+        preds, q = preds.view(B, K, -1), q.view(B, K)  # row b*K + j = sample j of puzzle b
         self.last_samples = (preds, q)
         idx = select_by_q(q) if self.select == "q" else select_by_vote(preds, q)
         arange = torch.arange(B, device=idx.device)
@@ -190,6 +208,7 @@ class Predictor:
 # ---------------------------------------------------------------------------------------------
 # Loading a trained run
 
+
 def resolve_target(path: Path) -> tuple[Path, Path]:
     """RUN_OR_CHECKPOINT -> (run_dir, checkpoint_dir): a complete checkpoint directory, or a run
     folder (its newest complete checkpoint)."""
@@ -200,8 +219,10 @@ def resolve_target(path: Path) -> tuple[Path, Path]:
         raise UserError(f"{path}: no such run folder or checkpoint directory")
     latest = ckpt.latest(path)
     if latest is None:
-        raise UserError(f"{path}: expected a run folder with a complete checkpoint under "
-                        f"checkpoints/ (one holding {ckpt.STATE_FILE}), or such a checkpoint directory")
+        raise UserError(
+            f"{path}: expected a run folder with a complete checkpoint under "
+            f"checkpoints/ (one holding {ckpt.STATE_FILE}), or such a checkpoint directory"
+        )
     return path, latest
 
 
@@ -214,8 +235,14 @@ def load_run_config(run_dir: Path) -> ExperimentConfig:
     return load_experiment(path)
 
 
-def load_model(cfg: ExperimentConfig, checkpoint_dir: Path, meta, device: torch.device,
-               dtype: torch.dtype, use_ema: bool = True):
+def load_model(
+    cfg: ExperimentConfig,
+    checkpoint_dir: Path,
+    meta,
+    device: torch.device,
+    dtype: torch.dtype,
+    use_ema: bool = True,
+):
     """The checkpoint's model as the training run evaluated it: module weights (and buffers, e.g.
     the puzzle-embedding table) from DeepSpeed's model states, parameters replaced by the fp32
     EMA average when the run kept one, then parameters (not buffers) cast to the compute dtype.
@@ -223,8 +250,10 @@ def load_model(cfg: ExperimentConfig, checkpoint_dir: Path, meta, device: torch.
     from models import build_model
 
     if cfg.engine.zero_stage == 3:
-        raise UserError(f"{checkpoint_dir}: engine.zero_stage 3 checkpoints hold sharded weights; "
-                        "test-time evaluation needs zero_stage <= 2")
+        raise UserError(
+            f"{checkpoint_dir}: engine.zero_stage 3 checkpoints hold sharded weights; "
+            "test-time evaluation needs zero_stage <= 2"
+        )
     path = Path(checkpoint_dir) / MODULE_STATES
     if not path.is_file():
         raise UserError(f"{path}: missing (expected DeepSpeed's model states in the checkpoint)")
@@ -265,9 +294,16 @@ def default_steps(trained: int) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------------------
 # The grid
 
-def run_test_time(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *,
-                  progress: bool = True, use_ema: bool = True,
-                  run_dir: Path | None = None) -> TestTimeResult:
+
+def run_test_time(
+    cfg: ExperimentConfig,
+    checkpoint_dir: Path,
+    grid: Grid,
+    *,
+    progress: bool = True,
+    use_ema: bool = True,
+    run_dir: Path | None = None,
+) -> TestTimeResult:
     """Evaluate every (steps, samples) point of `grid` on the checkpoint's test split (in this
     process, one worker). The entry point for `rbench eval` and for a sweep trial's test-time grid.
     `run_dir`: where the results go (default: the run folder holding `checkpoint_dir`)."""
@@ -295,33 +331,55 @@ def run_test_time(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *,
         if grid.noise > 0:
             gen = torch.Generator(device=device).manual_seed(seed)
         predictor = Predictor(model, steps, samples, grid.noise, grid.select, gen)
-        metrics, correct = evaluate(model, spec, test, cfg, device, 0, 1, limit=n,
-                              batch_size=grid.batch_size, predict=predictor)
+        metrics, correct = evaluate(
+            model, spec, test, cfg, device, 0, 1, limit=n, batch_size=grid.batch_size, predict=predictor
+        )
         bits.append(correct)
-        out.append(Point(steps=steps, samples=samples,
-                         exact_accuracy=metrics["exact_accuracy"],
-                         token_accuracy=metrics["token_accuracy"],
-                         inference_flops_per_example=per_segment * steps * samples,
-                         residual=predictor.residual_curve(), metrics=metrics))
+        out.append(
+            Point(
+                steps=steps,
+                samples=samples,
+                exact_accuracy=metrics["exact_accuracy"],
+                token_accuracy=metrics["token_accuracy"],
+                inference_flops_per_example=per_segment * steps * samples,
+                residual=predictor.residual_curve(),
+                metrics=metrics,
+            )
+        )
         bar.update(i + 1, {"exact_accuracy": metrics["exact_accuracy"]})
     bar.close()
     state = ckpt.read_state(checkpoint_dir)
-    reference = {k: float(v) for k, v in state.get("metrics", {}).items()
-                 if isinstance(v, (int, float))}
+    reference = {k: float(v) for k, v in state.get("metrics", {}).items() if isinstance(v, (int, float))}
     return TestTimeResult(
-        run_dir=str(run_dir or checkpoint_dir.parent.parent), checkpoint_dir=str(checkpoint_dir),
-        checkpoint_step=int(state["step"]), arch=cfg.model.arch,
-        trained_steps=int(cfg.model.halt_max_steps), weights=weights, noise=grid.noise,
-        select=grid.select, seed=seed, eval_examples=n, flops_per_segment=per_segment,
-        reference=reference, points=out, correct=np.stack(bits),
-        puzzle_ids=np.asarray(test.group_ids[:n], np.int64))
+        run_dir=str(run_dir or checkpoint_dir.parent.parent),
+        checkpoint_dir=str(checkpoint_dir),
+        checkpoint_step=int(state["step"]),
+        arch=cfg.model.arch,
+        trained_steps=int(cfg.model.halt_max_steps),
+        weights=weights,
+        noise=grid.noise,
+        select=grid.select,
+        seed=seed,
+        eval_examples=n,
+        flops_per_segment=per_segment,
+        reference=reference,
+        points=out,
+        correct=np.stack(bits),
+        puzzle_ids=np.asarray(test.group_ids[:n], np.int64),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Output: a table, JSON + CSV in the run folder, an MLflow child run
 
-CSV_COLUMNS = ("steps", "samples", "exact_accuracy", "token_accuracy",
-               "inference_flops_per_example", "final_residual")
+CSV_COLUMNS = (
+    "steps",
+    "samples",
+    "exact_accuracy",
+    "token_accuracy",
+    "inference_flops_per_example",
+    "final_residual",
+)
 
 
 def table(result: TestTimeResult) -> str:
@@ -329,15 +387,18 @@ def table(result: TestTimeResult) -> str:
     lines = [head]
     for p in result.points:
         mark = "  <- as trained" if (p.steps, p.samples) == (result.trained_steps, 1) else ""
-        lines.append(f"{p.steps:>6} {p.samples:>7} {p.exact_accuracy:>8.4f} {p.token_accuracy:>8.4f} "
-                     f"{p.inference_flops_per_example:>14.4g} {p.residual[-1]:>10.4g}{mark}")
+        lines.append(
+            f"{p.steps:>6} {p.samples:>7} {p.exact_accuracy:>8.4f} {p.token_accuracy:>8.4f} "
+            f"{p.inference_flops_per_example:>14.4g} {p.residual[-1]:>10.4g}{mark}"
+        )
     return "\n".join(lines)
 
 
 def output_stem(result: TestTimeResult) -> Path:
     noise = f"{result.noise:g}".replace(".", "p")
-    return (Path(result.run_dir) / "testtime"
-            / f"step_{result.checkpoint_step:08d}-noise{noise}-{result.select}")
+    return (
+        Path(result.run_dir) / "testtime" / f"step_{result.checkpoint_step:08d}-noise{noise}-{result.select}"
+    )
 
 
 def write(result: TestTimeResult) -> tuple[Path, Path]:
@@ -349,18 +410,30 @@ def write(result: TestTimeResult) -> tuple[Path, Path]:
     js, cs = stem.with_suffix(".json"), stem.with_suffix(".csv")
     if result.correct is not None:
         tmp = stem.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, steps=np.array([p.steps for p in result.points]),
-                            samples=np.array([p.samples for p in result.points]),
-                            correct=np.packbits(result.correct, axis=1),
-                            n=np.array(result.correct.shape[1]), puzzle_ids=result.puzzle_ids)
+        np.savez_compressed(
+            tmp,
+            steps=np.array([p.steps for p in result.points]),
+            samples=np.array([p.samples for p in result.points]),
+            correct=np.packbits(result.correct, axis=1),
+            n=np.array(result.correct.shape[1]),
+            puzzle_ids=result.puzzle_ids,
+        )
         tmp.replace(stem.with_suffix(".npz"))
     with open(cs, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for p in result.points:
-            w.writerow([p.steps, p.samples, p.exact_accuracy, p.token_accuracy,
-                        p.inference_flops_per_example, p.residual[-1]])
-    tmp = js.with_suffix(".json.tmp")          # last: the JSON marks a complete set of files
+            w.writerow(
+                [
+                    p.steps,
+                    p.samples,
+                    p.exact_accuracy,
+                    p.token_accuracy,
+                    p.inference_flops_per_example,
+                    p.residual[-1],
+                ]
+            )
+    tmp = js.with_suffix(".json.tmp")  # last: the JSON marks a complete set of files
     tmp.write_text(json.dumps(result.to_dict(), indent=2))
     tmp.replace(js)
     return js, cs
@@ -400,24 +473,35 @@ def mlflow_log(run_dir: Path, result: TestTimeResult, files: tuple[Path, ...]) -
         metrics += [Metric(f"{key}/{m}", float(v), now, 0) for m, v in p.metrics.items()]
         metrics.append(Metric(f"{key}/inference_flops_per_example", p.inference_flops_per_example, now, 0))
         metrics += [Metric(f"{key}/residual", float(r), now, k + 1) for k, r in enumerate(p.residual)]
-    params = {"test_time.steps": ",".join(sorted({str(p.steps) for p in result.points}, key=int)),
-              "test_time.samples": ",".join(sorted({str(p.samples) for p in result.points}, key=int)),
-              "test_time.noise": result.noise, "test_time.select": result.select,
-              "test_time.seed": result.seed, "test_time.eval_examples": result.eval_examples,
-              "test_time.weights": result.weights, "test_time.trained_steps": result.trained_steps,
-              "test_time.checkpoint_step": result.checkpoint_step}
+    params = {
+        "test_time.steps": ",".join(sorted({str(p.steps) for p in result.points}, key=int)),
+        "test_time.samples": ",".join(sorted({str(p.samples) for p in result.points}, key=int)),
+        "test_time.noise": result.noise,
+        "test_time.select": result.select,
+        "test_time.seed": result.seed,
+        "test_time.eval_examples": result.eval_examples,
+        "test_time.weights": result.weights,
+        "test_time.trained_steps": result.trained_steps,
+        "test_time.checkpoint_step": result.checkpoint_step,
+    }
     from harness.tracking import tags as T
 
-    tags = {T.PARENT_TAG: parent_id, T.KIND_TAG: "test_time",
-            "rbench.run_dir": str(Path(run_dir).resolve()),
-            "rbench.checkpoint_dir": result.checkpoint_dir,
-            "mlflow.source.git.commit": str(provenance()["git_commit"])}
-    run = c.create_run(parent.info.experiment_id, tags=tags,
-                       run_name=f"{parent.info.run_name}-testtime-step{result.checkpoint_step}")
+    tags = {
+        T.PARENT_TAG: parent_id,
+        T.KIND_TAG: "test_time",
+        "rbench.run_dir": str(Path(run_dir).resolve()),
+        "rbench.checkpoint_dir": result.checkpoint_dir,
+        "mlflow.source.git.commit": str(provenance()["git_commit"]),
+    }
+    run = c.create_run(
+        parent.info.experiment_id,
+        tags=tags,
+        run_name=f"{parent.info.run_name}-testtime-step{result.checkpoint_step}",
+    )
     try:
         c.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         for i in range(0, len(metrics), 1000):
-            c.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
+            c.log_batch(run.info.run_id, metrics=metrics[i : i + 1000])
         for f in files:
             c.log_artifact(run.info.run_id, str(f), "testtime")
     except BaseException:
@@ -427,8 +511,9 @@ def mlflow_log(run_dir: Path, result: TestTimeResult, files: tuple[Path, ...]) -
     return run.info.run_id
 
 
-def run_and_record(cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *, run_dir: Path,
-                   progress: bool = False) -> TestTimeResult:
+def run_and_record(
+    cfg: ExperimentConfig, checkpoint_dir: Path, grid: Grid, *, run_dir: Path, progress: bool = False
+) -> TestTimeResult:
     """`run_test_time`, then its files in `run_dir`/testtime and, when `run_dir` holds an MLflow
     run, a child run of it (what a sweep trial with a `test_time:` grid does when it finishes)."""
     result = run_test_time(cfg, checkpoint_dir, grid, progress=progress, run_dir=run_dir)

@@ -10,6 +10,7 @@ contract:
     num_parameters(), puzzle_embedding_shape(), effective_depth(), flops_per_example("train" | "eval")
     puzzle_emb_step(lr, weight_decay)                                         after optimizer.step
 """
+
 from __future__ import annotations
 
 from benchmarks.dataset import DatasetMeta
@@ -34,5 +35,14 @@ def build_model(cfg, meta: DatasetMeta) -> ACTModel:
     return ACTModel(cfg, core, q_continue=getattr(cfg, "act_continue", False))
 
 
-__all__ = ["ARCHS", "ARCH_NAMES", "RECURSIVE_ARCHS", "ACTModel", "Core", "CoreConfig",
-           "ModelConfig", "build_model", "resolve_config"]
+__all__ = [
+    "ARCHS",
+    "ARCH_NAMES",
+    "RECURSIVE_ARCHS",
+    "ACTModel",
+    "Core",
+    "CoreConfig",
+    "ModelConfig",
+    "build_model",
+    "resolve_config",
+]

@@ -23,6 +23,7 @@ Losses per row (then the mean over rows):
                 pass: next q_halt at the last step, else max(next q_halt, next q_continue)
     total     = lm + 0.5 * (q_halt + q_continue)        (no q terms when `act: false`)
 """
+
 from __future__ import annotations
 
 import math
@@ -47,16 +48,18 @@ class LatentNoise:
     """z -> z + std * rms(z) * eps,  eps ~ N(0, I) drawn from `generator`, rms per example over
     [S, d]. Breadth at test time: K copies of a puzzle with different noise follow different
     trajectories of the same trained model."""
+
     std: float
     generator: torch.Generator | None = None
-    rows: torch.Tensor | None = None       # [B] bool: only these rows are perturbed (None: all)
+    rows: torch.Tensor | None = None  # [B] bool: only these rows are perturbed (None: all)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         zf = z.float()
-        rms = zf.pow(2).mean(dim=tuple(range(1, z.dim())), keepdim=True).sqrt()   # [B, 1, 1]
+        rms = zf.pow(2).mean(dim=tuple(range(1, z.dim())), keepdim=True).sqrt()  # [B, 1, 1]
         g = self.generator
-        eps = torch.randn(z.shape, generator=g, device=g.device if g is not None else z.device,
-                          dtype=torch.float32).to(z.device)
+        eps = torch.randn(
+            z.shape, generator=g, device=g.device if g is not None else z.device, dtype=torch.float32
+        ).to(z.device)
         scale = self.std * rms
         if self.rows is not None:
             scale = scale * self.rows.view(-1, *([1] * (z.dim() - 1))).to(scale)
@@ -75,20 +78,21 @@ class CoreConfig(BaseModel):
     sets `arch: Literal["name"]` and is listed once in models/registry.py. Strict and frozen: an
     unknown key, or one of another architecture, fails at load time with its dotted path.
     """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hidden: PositiveInt = 512
     heads: PositiveInt = 8
     expansion: float = Field(4.0, gt=0)
-    ffn_multiple: PositiveInt = 256            # SwiGLU inner size rounded up to a multiple of this
+    ffn_multiple: PositiveInt = 256  # SwiGLU inner size rounded up to a multiple of this
     rope_theta: float = Field(10000.0, gt=0)
     norm_eps: float = Field(1e-5, gt=0)
-    pos_encoding: Literal["rope", "learned", "none"] = "rope"   # learned: added, sum / sqrt(2)
-    puzzle_emb_len: int = Field(0, ge=0)       # prefix positions holding the puzzle embedding
-    halt_max_steps: PositiveInt = 16           # supervision segments per example
+    pos_encoding: Literal["rope", "learned", "none"] = "rope"  # learned: added, sum / sqrt(2)
+    puzzle_emb_len: int = Field(0, ge=0)  # prefix positions holding the puzzle embedding
+    halt_max_steps: PositiveInt = 16  # supervision segments per example
     halt_exploration_prob: float = Field(0.1, ge=0, le=1)
-    act: bool = True                           # learn to halt early in training (Q head);
-                                               # false: always halt_max_steps segments, no Q loss
+    act: bool = True  # learn to halt early in training (Q head);
+    # false: always halt_max_steps segments, no Q loss
     loss: Literal["stablemax", "softmax"] = "stablemax"
 
     @model_validator(mode="after")
@@ -96,8 +100,9 @@ class CoreConfig(BaseModel):
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.pos_encoding == "rope" and (self.hidden // self.heads) % 2:
-            raise ValueError(f"rotary embeddings need an even head size (hidden / heads = "
-                             f"{self.hidden // self.heads})")
+            raise ValueError(
+                f"rotary embeddings need an even head size (hidden / heads = {self.hidden // self.heads})"
+            )
         return self
 
     def shape(self) -> str:
@@ -112,7 +117,7 @@ class Core(nn.Module):
     """
 
     latent_names: tuple[str, ...] = ()
-    answer_latent: str = ""        # the latent the heads read (its fixed-point residual is reported)
+    answer_latent: str = ""  # the latent the heads read (its fixed-point residual is reported)
 
     def __init__(self, cfg, meta: DatasetMeta):
         super().__init__()
@@ -120,30 +125,38 @@ class Core(nn.Module):
         d = cfg.hidden
         self.hidden, self.vocab_size = d, meta.vocab_size
         self.P, self.L = cfg.puzzle_emb_len, meta.seq_len
-        self.S = self.P + self.L                              # positions seen by the blocks
+        self.S = self.P + self.L  # positions seen by the blocks
         self.embed_scale = math.sqrt(d)
         # std 1/sqrt(d), then * sqrt(d): unit-scale inputs, so the injection x is not drowned by z
         self.embed_tokens = Embedding(meta.vocab_size, d, init_std=1.0 / math.sqrt(d))
-        self.puzzle_emb = (PuzzleEmbedding(meta.num_puzzle_identifiers, d, self.P)
-                           if self.P > 0 else None)
+        self.puzzle_emb = PuzzleEmbedding(meta.num_puzzle_identifiers, d, self.P) if self.P > 0 else None
         mlp_t = getattr(cfg, "mlp_t", False)
         use_rope = cfg.pos_encoding == "rope" and not mlp_t
         self.rotary = Rotary(d // cfg.heads, self.S, cfg.rope_theta) if use_rope else None
         # learned absolute positions over all S positions (prefix included), std 1/sqrt(d)
-        self.embed_pos = (Embedding(self.S, d, init_std=1.0 / math.sqrt(d))
-                          if cfg.pos_encoding == "learned" and not mlp_t else None)
+        self.embed_pos = (
+            Embedding(self.S, d, init_std=1.0 / math.sqrt(d))
+            if cfg.pos_encoding == "learned" and not mlp_t
+            else None
+        )
         self.lm_head = Linear(d, meta.vocab_size)
         self.q_head = Linear(d, 2, bias=True)
-        with torch.no_grad():               # start by never halting early: sigmoid(-5) = 0.007
+        with torch.no_grad():  # start by never halting early: sigmoid(-5) = 0.007
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
-        for name in self.latent_names:      # fixed (not learned) initial states, one vector each
+        for name in self.latent_names:  # fixed (not learned) initial states, one vector each
             self.register_buffer(f"{name}_init", trunc_normal_(torch.empty(d), std=1.0))
 
     def block_kw(self) -> dict:
         c = self.cfg
-        return dict(hidden=c.hidden, heads=c.heads, expansion=c.expansion, eps=c.norm_eps,
-                    multiple=c.ffn_multiple, token_mixer_seq=self.S if getattr(c, "mlp_t", False) else None)
+        return dict(
+            hidden=c.hidden,
+            heads=c.heads,
+            expansion=c.expansion,
+            eps=c.norm_eps,
+            multiple=c.ffn_multiple,
+            token_mixer_seq=self.S if getattr(c, "mlp_t", False) else None,
+        )
 
     # -- ends of the network ----------------------------------------------------------------------
 
@@ -152,17 +165,17 @@ class Core(nn.Module):
 
         With learned positions (as the reference): x = sqrt(d) * (e + pos) / sqrt(2), the sum
         scaled back to the variance of one term."""
-        x = self.embed_tokens(batch["inputs"])                      # [B, L, d]
+        x = self.embed_tokens(batch["inputs"])  # [B, L, d]
         if self.puzzle_emb is not None:
-            prefix = self.puzzle_emb(batch["puzzle_identifiers"], x.dtype)   # [B, P, d]
+            prefix = self.puzzle_emb(batch["puzzle_identifiers"], x.dtype)  # [B, P, d]
             x = torch.cat((prefix, x), dim=1)
         if self.embed_pos is not None:
-            x = (x + self.embed_pos.weight.to(x.dtype)) * (1.0 / math.sqrt(2))   # + [S, d]
+            x = (x + self.embed_pos.weight.to(x.dtype)) * (1.0 / math.sqrt(2))  # + [S, d]
         return self.embed_scale * x
 
     def heads(self, z: torch.Tensor, need_logits: bool = True):
         """z [B, S, d] -> logits [B, L, V] from the answer positions, q [B, 2] from position 0."""
-        logits = self.lm_head(z[:, self.P:]) if need_logits else None
+        logits = self.lm_head(z[:, self.P :]) if need_logits else None
         q = self.q_head(z[:, 0]).float()
         return logits, q
 
@@ -180,15 +193,20 @@ class Core(nn.Module):
         out = {}
         for name in self.latent_names:
             init = getattr(self, f"{name}_init")
-            out[name] = init.to(device=device or init.device, dtype=self.dtype).expand(
-                batch_size, self.S, self.hidden).clone()
+            out[name] = (
+                init.to(device=device or init.device, dtype=self.dtype)
+                .expand(batch_size, self.S, self.hidden)
+                .clone()
+            )
         return out
 
     def reset_latents(self, latents: dict[str, torch.Tensor], reset: torch.Tensor):
         """Rows where `reset` [B] is true go back to the fixed initial state (compute dtype)."""
         m = reset.view(-1, 1, 1)
-        return {n: torch.where(m, getattr(self, f"{n}_init").to(self.dtype), z.to(self.dtype))
-                for n, z in latents.items()}
+        return {
+            n: torch.where(m, getattr(self, f"{n}_init").to(self.dtype), z.to(self.dtype))
+            for n, z in latents.items()
+        }
 
     # -- to implement -----------------------------------------------------------------------------
 
@@ -213,9 +231,9 @@ class ACTModel(nn.Module):
     def __init__(self, cfg, core: Core, q_continue: bool = False):
         super().__init__()
         self.cfg, self.core = cfg, core
-        self.q_continue = q_continue and cfg.act      # HRM's Q-learning continue target
-        if not cfg.act:   # no loss reaches the halting head: frozen, so no optimizer (ZeRO's flat
-            core.q_head.requires_grad_(False)         # one included) weight-decays it
+        self.q_continue = q_continue and cfg.act  # HRM's Q-learning continue target
+        if not cfg.act:  # no loss reaches the halting head: frozen, so no optimizer (ZeRO's flat
+            core.q_head.requires_grad_(False)  # one included) weight-decays it
         self.loss_fn = LOSSES[cfg.loss]
 
     # -- engine contract --------------------------------------------------------------------------
@@ -231,19 +249,25 @@ class ACTModel(nn.Module):
             carry[k] = torch.zeros_like(batch[k])
         return carry
 
-    def forward(self, carry: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
-                generator: torch.Generator | None = None):
+    def forward(
+        self,
+        carry: dict[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+    ):
         """One supervision segment for the whole batch. Returns (carry, loss, metrics, outputs)."""
         cfg, core = self.cfg, self.core
         halted = carry["halted"]
         B = halted.shape[0]
         # halted rows: fresh example from `batch`, latents back to their initial state
         latents = core.reset_latents({n: carry[n] for n in core.latent_names}, halted)
-        data = {k: torch.where(halted.view(-1, *([1] * (batch[k].dim() - 1))), batch[k], carry[k])
-                for k in DATA_KEYS}
+        data = {
+            k: torch.where(halted.view(-1, *([1] * (batch[k].dim() - 1))), batch[k], carry[k])
+            for k in DATA_KEYS
+        }
         steps = torch.where(halted, 0, carry["steps"]) + 1
 
-        latents, logits, q = core(latents, data)          # logits [B, L, V], q [B, 2]
+        latents, logits, q = core(latents, data)  # logits [B, L, V], q [B, 2]
         q_halt, q_cont = q[:, 0], q[:, 1]
 
         with torch.no_grad():
@@ -258,9 +282,9 @@ class ACTModel(nn.Module):
             # eval mode, or `act: false`: every example runs exactly halt_max_steps segments
 
         labels = data["labels"]
-        mask = labels != IGNORE_LABEL_ID                   # [B, L]
-        count = mask.sum(-1)                               # [B]
-        token_loss = self.loss_fn(logits, labels)          # [B, L], fp32/fp64
+        mask = labels != IGNORE_LABEL_ID  # [B, L]
+        count = mask.sum(-1)  # [B]
+        token_loss = self.loss_fn(logits, labels)  # [B, L], fp32/fp64
         lm_loss = (token_loss.sum(-1) / count.clamp(min=1)).mean()
         with torch.no_grad():
             preds = logits.argmax(-1)
@@ -272,7 +296,7 @@ class ACTModel(nn.Module):
         if cfg.act:
             q_cont_loss = torch.zeros((), device=q.device)
             if self.q_continue and self.training and cfg.halt_max_steps > 1:
-                with torch.no_grad():   # the extra forward pass for the Q-learning target
+                with torch.no_grad():  # the extra forward pass for the Q-learning target
                     _, _, q_next = core(latents, data, need_logits=False)
                     target = torch.where(is_last, q_next[:, 0], torch.maximum(q_next[:, 0], q_next[:, 1]))
                 q_cont_loss = F.binary_cross_entropy_with_logits(q_cont, torch.sigmoid(target))
@@ -295,9 +319,13 @@ class ACTModel(nn.Module):
         return new_carry, loss, metrics, outputs
 
     @torch.no_grad()
-    def predict(self, batch: dict[str, torch.Tensor], steps: int | None = None,
-                noise: LatentNoise | None = None, residuals: list | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self,
+        batch: dict[str, torch.Tensor],
+        steps: int | None = None,
+        noise: LatentNoise | None = None,
+        residuals: list | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`steps` segments (default halt_max_steps), no early halt. -> (preds [B, L], q_halt [B]).
 
         Test time: `noise` perturbs the reasoning latent at each recursion (see `LatentNoise`);

@@ -13,6 +13,7 @@ logits = lm_head(z_H[:, P:]), (q_halt, q_continue) = q_head(z_H[:, 0]).
 ACT uses Q-learning (halt when q_halt > q_continue) and the continue target from an extra no-grad
 pass (models/act.py); `act_continue: false` drops both and halts on q_halt > 0 like TRM.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -31,12 +32,14 @@ class HRMConfig(CoreConfig):
     L_layers: PositiveInt = 4
     H_cycles: PositiveInt = 2
     L_cycles: PositiveInt = 2
-    act_continue: bool = True   # Q-learning continue head + its extra no-grad target pass
+    act_continue: bool = True  # Q-learning continue head + its extra no-grad target pass
     puzzle_emb_len: int = Field(1, ge=0)
 
     def shape(self) -> str:
-        return (f"H_cycles={self.H_cycles} L_cycles={self.L_cycles} "
-                f"H_layers={self.H_layers} L_layers={self.L_layers}")
+        return (
+            f"H_cycles={self.H_cycles} L_cycles={self.L_cycles} "
+            f"H_layers={self.H_layers} L_layers={self.L_layers}"
+        )
 
 
 class HRM(Core):
@@ -51,18 +54,18 @@ class HRM(Core):
         self.f_L = Stack(cfg.L_layers, **kw)
 
     def forward(self, latents, batch, need_logits: bool = True, noise: LatentNoise | None = None):
-        x = self.embed(batch)                                  # [B, S, d]
+        x = self.embed(batch)  # [B, S, d]
         z_H, z_L = latents["z_H"], latents["z_L"]
         with torch.no_grad():
             for h in range(self.H_cycles):
-                z_L = perturb(z_L, noise)                      # test-time noise, once per H cycle
+                z_L = perturb(z_L, noise)  # test-time noise, once per H cycle
                 for l in range(self.L_cycles):
                     if not (h == self.H_cycles - 1 and l == self.L_cycles - 1):
                         z_L = self.f_L(z_L, z_H + x, self.rotary)
                 if h != self.H_cycles - 1:
                     z_H = self.f_H(z_H, z_L, self.rotary)
-        z_L = self.f_L(z_L, z_H + x, self.rotary)              # 1-step gradient: last f_L ...
-        z_H = self.f_H(z_H, z_L, self.rotary)                  # ... and last f_H
+        z_L = self.f_L(z_L, z_H + x, self.rotary)  # 1-step gradient: last f_L ...
+        z_H = self.f_H(z_H, z_L, self.rotary)  # ... and last f_H
         logits, q = self.heads(z_H, need_logits)
         return {"z_H": z_H.detach(), "z_L": z_L.detach()}, logits, q
 

@@ -13,6 +13,7 @@ FLOP accounting lives next to each module as `macs(...)`: multiply-accumulates o
 forward call per example (2 FLOPs per MAC forward, 6 with the backward). Norms, rotary, activations
 and embedding look-ups are not matmuls and are not counted.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,9 @@ class Linear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = False):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = nn.Parameter(trunc_normal_(torch.empty(out_features, in_features),
-                                                 std=1.0 / math.sqrt(in_features)))
+        self.weight = nn.Parameter(
+            trunc_normal_(torch.empty(out_features, in_features), std=1.0 / math.sqrt(in_features))
+        )
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,8 +102,8 @@ class Rotary(nn.Module):
         super().__init__()
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         t = torch.arange(seq_len, dtype=torch.float32)
-        freqs = torch.outer(t, inv_freq)                    # [S, hd/2]
-        emb = torch.cat((freqs, freqs), dim=-1)             # [S, hd]
+        freqs = torch.outer(t, inv_freq)  # [S, hd/2]
+        emb = torch.cat((freqs, freqs), dim=-1)  # [S, hd]
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
 
@@ -125,11 +127,11 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, rotary: Rotary | None) -> torch.Tensor:
         B, S, _ = x.shape
         qkv = self.qkv_proj(x).view(B, S, 3, self.heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)     # each [B, h, S, hd]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, h, S, hd]
         if rotary is not None:
             q = apply_rotary(q, rotary.cos, rotary.sin)
             k = apply_rotary(k, rotary.cos, rotary.sin)
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=False)   # [B, h, S, hd]
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # [B, h, S, hd]
         return self.o_proj(o.transpose(1, 2).reshape(B, S, self.hidden))
 
     def macs(self, seq: int) -> int:
@@ -169,10 +171,10 @@ class TokenMixer(nn.Module):
         self.mlp = SwiGLU(seq_len, expansion, multiple)
 
     def forward(self, hT: torch.Tensor) -> torch.Tensor:
-        return self.mlp(hT)                  # [B, d, S] -> [B, d, S]
+        return self.mlp(hT)  # [B, d, S] -> [B, d, S]
 
     def macs(self, seq: int) -> int:
-        return self.mlp.macs(self.hidden)     # d "tokens" of width S
+        return self.mlp.macs(self.hidden)  # d "tokens" of width S
 
 
 class Block(nn.Module):
@@ -182,8 +184,15 @@ class Block(nn.Module):
     sequence axis: hT = h^T [B, d, S];  h = (norm_S(hT + mix(hT)))^T;  then the channel SwiGLU.
     """
 
-    def __init__(self, hidden: int, heads: int, expansion: float, eps: float, multiple: int = 256,
-                 token_mixer_seq: int | None = None):
+    def __init__(
+        self,
+        hidden: int,
+        heads: int,
+        expansion: float,
+        eps: float,
+        multiple: int = 256,
+        token_mixer_seq: int | None = None,
+    ):
         super().__init__()
         self.eps = eps
         if token_mixer_seq is None:
@@ -194,10 +203,10 @@ class Block(nn.Module):
 
     def forward(self, h: torch.Tensor, rotary: Rotary | None) -> torch.Tensor:
         if isinstance(self.mixer, TokenMixer):
-            hT = h.transpose(1, 2)                                     # [B, d, S]
+            hT = h.transpose(1, 2)  # [B, d, S]
             h = rms_norm(hT + self.mixer(hT), self.eps).transpose(1, 2)  # RMS over S -> [B, S, d]
         else:
-            h = rms_norm(h + self.mixer(h, rotary), self.eps)         # RMS over d
+            h = rms_norm(h + self.mixer(h, rotary), self.eps)  # RMS over d
         return rms_norm(h + self.mlp(h), self.eps)
 
     def macs(self, seq: int) -> int:

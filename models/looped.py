@@ -7,6 +7,7 @@ The "recursion without the HRM/TRM specifics" baseline: the same blocks and inpu
 with full backprop through every loop (no no-grad part, unlike TRM), and the shared deep
 supervision / optional ACT wrapper around it (`act: false` = fixed halt_max_steps segments).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -20,6 +21,7 @@ from models.layers import Stack
 
 class LoopedConfig(CoreConfig):
     """Universal / looped transformer: one weight-tied stack applied `loops` times."""
+
     arch: Literal["looped"] = "looped"
     layers: PositiveInt = 2
     loops: PositiveInt = 4
@@ -38,17 +40,18 @@ class Looped(Core):
         self.net = Stack(cfg.layers, **self.block_kw())
 
     def forward(self, latents, batch, need_logits: bool = True, noise: LatentNoise | None = None):
-        x = self.embed(batch)                          # [B, S, d]
+        x = self.embed(batch)  # [B, S, d]
         z = latents["z"]
         for _ in range(self.loops):
-            z = self.net(perturb(z, noise), x, self.rotary)   # weight-tied, with gradient
+            z = self.net(perturb(z, noise), x, self.rotary)  # weight-tied, with gradient
         logits, q = self.heads(z, need_logits)
         return {"z": z.detach()}, logits, q
 
     # FLOPs per example: loops * (layers blocks), all with backward in training, plus the heads.
     def segment_flops(self, grad: bool, q_grad: bool = True, need_logits: bool = True) -> float:
-        return ((6 if grad else 2) * self.loops * self.net.macs(self.S)
-                + self._heads_flops(grad, q_grad, need_logits))
+        return (6 if grad else 2) * self.loops * self.net.macs(self.S) + self._heads_flops(
+            grad, q_grad, need_logits
+        )
 
     def effective_depth(self) -> int:
         return self.loops * self.cfg.layers

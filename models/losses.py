@@ -4,6 +4,7 @@ stablemax replaces exp by s(x) = x + 1 for x >= 0 and 1 / (1 - x) for x < 0, so 
 p_i = s(x_i) / sum_j s(x_j) grow only linearly with the logit: no softmax collapse in long training.
 Both return the per-token loss [B, L] (0 where the label is ignored), computed in fp64 / fp32.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,9 @@ def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.log(s) - torch.log(s.sum(dim=dim, keepdim=True))
 
 
-def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
-                            ignore_index: int = IGNORE_LABEL_ID) -> torch.Tensor:
+def stablemax_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_LABEL_ID
+) -> torch.Tensor:
     """logits [B, L, V], labels [B, L] -> per-token loss [B, L] (fp64, as the reference does)."""
     logprobs = log_stablemax(logits.to(torch.float64))
     valid = labels != ignore_index
@@ -32,12 +34,14 @@ def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
     return torch.where(valid, -picked, 0.0)
 
 
-def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
-                          ignore_index: int = IGNORE_LABEL_ID) -> torch.Tensor:
+def softmax_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_LABEL_ID
+) -> torch.Tensor:
     """logits [B, L, V], labels [B, L] -> per-token loss [B, L] (fp32)."""
     B, L, V = logits.shape
-    return F.cross_entropy(logits.float().reshape(B * L, V), labels.reshape(B * L),
-                           ignore_index=ignore_index, reduction="none").view(B, L)
+    return F.cross_entropy(
+        logits.float().reshape(B * L, V), labels.reshape(B * L), ignore_index=ignore_index, reduction="none"
+    ).view(B, L)
 
 
 LOSSES = {"stablemax": stablemax_cross_entropy, "softmax": softmax_cross_entropy}

@@ -10,6 +10,7 @@ that requires grad; after `loss.backward()` that leaf holds the sparse gradient,
 Under torch.distributed every worker gathers every worker's (ids, grads) first, so all copies of the
 table stay identical. The table is kept in fp32 even when the module is cast to bf16.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,7 @@ class PuzzleEmbedding(nn.Module):
         self.dim, self.prefix_len = dim, prefix_len
         # zero-init, as in the reference: a fresh puzzle starts from "no information"
         self.register_buffer("weights", torch.zeros(max(1, num_identifiers), dim))
-        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []   # (ids [B], local rows [B, dim])
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (ids [B], local rows [B, dim])
 
     def _apply(self, fn, recurse=True):
         # module.bfloat16() / .half() (DeepSpeed's bf16 path) would cast the table; sign-SGD steps
@@ -36,11 +37,11 @@ class PuzzleEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """ids [B] -> prefix [B, P, dim]: the identifier's vector, then P-1 zero positions."""
-        rows = self.weights[ids]                                 # [B, dim] (a copy)
+        rows = self.weights[ids]  # [B, dim] (a copy)
         if self.training and torch.is_grad_enabled():
             rows.requires_grad_(True)
             self._pending.append((ids, rows))
-        prefix = rows.to(dtype).unsqueeze(1)                     # [B, 1, dim]
+        prefix = rows.to(dtype).unsqueeze(1)  # [B, 1, dim]
         if self.prefix_len > 1:
             pad = prefix.new_zeros(prefix.shape[0], self.prefix_len - 1, self.dim)
             prefix = torch.cat((prefix, pad), dim=1)
@@ -87,5 +88,7 @@ def _all_gather_rows(ids: torch.Tensor, grads: torch.Tensor) -> tuple[torch.Tens
     all_g = [torch.empty_like(pad_g) for _ in range(world)]
     dist.all_gather(all_ids, pad_ids)
     dist.all_gather(all_g, pad_g)
-    return (torch.cat([a[:c] for a, c in zip(all_ids, counts)]),
-            torch.cat([a[:c] for a, c in zip(all_g, counts)]))
+    return (
+        torch.cat([a[:c] for a, c in zip(all_ids, counts)]),
+        torch.cat([a[:c] for a, c in zip(all_g, counts)]),
+    )

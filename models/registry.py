@@ -2,10 +2,12 @@
 Core) plus one line here; the experiment config, `build_model`, `rbench model summary` and the
 report all read this table.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Callable, Union
+from typing import Annotated, Union
+from collections.abc import Callable
 
 from pydantic import Field
 
@@ -20,7 +22,7 @@ from models.trm import TRM, TRMConfig
 class Arch:
     config: type[CoreConfig]
     core: type[Core]
-    recursive: bool                  # applies its weights more than once per supervision step
+    recursive: bool  # applies its weights more than once per supervision step
     resolve: Callable | None = None  # (cfg, meta) -> the config actually built (e.g. size matching)
 
 
@@ -35,7 +37,7 @@ ARCH_NAMES: tuple[str, ...] = tuple(ARCHS)
 RECURSIVE_ARCHS: tuple[str, ...] = tuple(n for n, a in ARCHS.items() if a.recursive)
 
 # The `model:` section of an experiment: one of the configs above, chosen by its `arch` key.
-ModelConfig = Annotated[Union[tuple(a.config for a in ARCHS.values())], Field(discriminator="arch")]
+ModelConfig = Annotated[Union[tuple(a.config for a in ARCHS.values())], Field(discriminator="arch")]  # noqa: UP007
 
-for _name, _arch in ARCHS.items():   # each config's `arch` default is its registry name
+for _name, _arch in ARCHS.items():  # each config's `arch` default is its registry name
     assert _arch.config.model_fields["arch"].default == _name, _name

@@ -12,6 +12,7 @@ Full backprop through all `layers` blocks.
 Sizing: `match_params` (x `match_multiple`) picks `layers` or `hidden` at build time; the rule is in
 `resolve_size` and `rbench model summary` shows the result.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -33,6 +34,7 @@ class TransformerConfig(CoreConfig):
     closest to match_params * match_multiple (ties: the smaller model); `layers`/`hidden` then are
     ignored. `rbench model summary` shows the resolved size.
     """
+
     arch: Literal["transformer"] = "transformer"
     layers: PositiveInt = 8
     match_params: PositiveInt | None = None
@@ -53,12 +55,14 @@ class Transformer(Looped):
 # ---------------------------------------------------------------------------------------------
 # Parameter matching
 
-def transformer_params(hidden: int, layers: int, vocab: int, expansion: float, multiple: int,
-                       learned_positions: int = 0) -> int:
+
+def transformer_params(
+    hidden: int, layers: int, vocab: int, expansion: float, multiple: int, learned_positions: int = 0
+) -> int:
     """Exact parameter count of `Transformer` (attention blocks): blocks + embedding + heads
     (+ a learned position table of `learned_positions` rows)."""
     inner = swiglu_inner(hidden, expansion, multiple)
-    block = 4 * hidden * hidden + 3 * hidden * inner     # qkv + o, gate_up + down
+    block = 4 * hidden * hidden + 3 * hidden * inner  # qkv + o, gate_up + down
     return layers * block + (2 * vocab + learned_positions) * hidden + 2 * hidden + 2
 
 
@@ -67,7 +71,8 @@ def resolve_size(cfg: TransformerConfig, meta: DatasetMeta) -> TransformerConfig
 
     size_by layers: layers in 1.. with the parameter count closest to target (ties: fewer layers).
     size_by hidden: hidden in step * {1, 2, ...} with step = heads (2 * heads with rope, for an even
-    head size), closest count (ties: narrower). Fails if the closest achievable count is more than 25% away from the target.
+    head size), closest count (ties: narrower). Fails if the closest achievable count is more than
+    25% away from the target.
     """
     if cfg.match_params is None:
         return cfg
@@ -78,7 +83,7 @@ def resolve_size(cfg: TransformerConfig, meta: DatasetMeta) -> TransformerConfig
     def count(hidden: int, layers: int) -> int:
         return transformer_params(hidden, layers, V, e, m, pos)
 
-    candidates: list[tuple[int, int, int]] = []   # (|diff|, size, params)
+    candidates: list[tuple[int, int, int]] = []  # (|diff|, size, params)
     if cfg.size_by == "layers":
         layers = 1
         while True:
@@ -90,7 +95,7 @@ def resolve_size(cfg: TransformerConfig, meta: DatasetMeta) -> TransformerConfig
         best = min(candidates)
         update = {"layers": best[1]}
     else:
-        step = cfg.heads * (2 if cfg.pos_encoding == "rope" else 1)   # rotary: even head size
+        step = cfg.heads * (2 if cfg.pos_encoding == "rope" else 1)  # rotary: even head size
         hidden = step
         while True:
             p = count(hidden, cfg.layers)
@@ -101,7 +106,9 @@ def resolve_size(cfg: TransformerConfig, meta: DatasetMeta) -> TransformerConfig
         best = min(candidates)
         update = {"hidden": best[1]}
     if best[0] > 0.25 * target:
-        raise ConfigError("model.match_params",
-                          f"no {cfg.size_by} value gives about {target:,} parameters "
-                          f"(closest: {best[2]:,} with {cfg.size_by}={best[1]})")
+        raise ConfigError(
+            "model.match_params",
+            f"no {cfg.size_by} value gives about {target:,} parameters "
+            f"(closest: {best[2]:,} with {cfg.size_by}={best[1]})",
+        )
     return cfg.model_copy(update=update)

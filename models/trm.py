@@ -13,6 +13,7 @@ Halting: a single BCE head (q_halt_logit > 0), no continue loss. EMA of the weig
 job (train.ema_decay). TRM-MLP (`mlp_t: true`): attention replaced by a SwiGLU across the sequence,
 no positional encoding.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -28,9 +29,9 @@ from models.layers import Stack
 class TRMConfig(CoreConfig):
     arch: Literal["trm"] = "trm"
     layers: PositiveInt = 2
-    T: PositiveInt = 3          # recursions per supervision step (T-1 without gradient)
-    n: PositiveInt = 6          # latent updates per recursion
-    mlp_t: bool = False         # TRM-MLP: token-mixing SwiGLU instead of attention
+    T: PositiveInt = 3  # recursions per supervision step (T-1 without gradient)
+    n: PositiveInt = 6  # latent updates per recursion
+    mlp_t: bool = False  # TRM-MLP: token-mixing SwiGLU instead of attention
     puzzle_emb_len: int = Field(16, ge=0)
 
     def shape(self) -> str:
@@ -48,17 +49,17 @@ class TRM(Core):
 
     def latent_recursion(self, x, y, z):
         for _ in range(self.n):
-            z = self.net(z, y + x, self.rotary)        # z = net(z + y + x)   [B, S, d]
-        y = self.net(y, z, self.rotary)                # y = net(y + z)       [B, S, d]
+            z = self.net(z, y + x, self.rotary)  # z = net(z + y + x)   [B, S, d]
+        y = self.net(y, z, self.rotary)  # y = net(y + z)       [B, S, d]
         return y, z
 
     def forward(self, latents, batch, need_logits: bool = True, noise: LatentNoise | None = None):
-        x = self.embed(batch)                          # [B, S, d]
+        x = self.embed(batch)  # [B, S, d]
         y, z = latents["y"], latents["z"]
         with torch.no_grad():
             for _ in range(self.T - 1):
                 y, z = self.latent_recursion(x, y, perturb(z, noise))
-        y, z = self.latent_recursion(x, y, perturb(z, noise))          # full backprop through n+1 calls
+        y, z = self.latent_recursion(x, y, perturb(z, noise))  # full backprop through n+1 calls
         logits, q = self.heads(y, need_logits)
         return {"y": y.detach(), "z": z.detach()}, logits, q
 

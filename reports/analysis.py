@@ -12,6 +12,7 @@ it gets the mean exact accuracy, the per-seed values and a 95% interval:
 
 Fits (reports.fits) run per task on the chosen checkpoint's bootstrap replicates.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,15 +65,15 @@ def _cell(runs: pd.DataFrame, data: RunData, checkpoint: str, task: str) -> Cell
         if step not in steps:
             return None
         if ids is not None and (len(pid) != len(ids) or not np.array_equal(pid, ids)):
-            return None                     # seeds evaluated on different puzzles: no shared draw
+            return None  # seeds evaluated on different puzzles: no shared draw
         ids = pid
         rows.append(correct[steps.index(step)])
-    return Cell(np.stack(rows), ids, key=f"{task}:{len(ids)}:{hash(ids.tobytes())}",
-                seeds=list(runs["seed"]))
+    return Cell(np.stack(rows), ids, key=f"{task}:{len(ids)}:{hash(ids.tobytes())}", seeds=list(runs["seed"]))
 
 
-def configurations(data: RunData, checkpoint: str = "final", n_boot: int = 2000,
-                   seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+def configurations(
+    data: RunData, checkpoint: str = "final", n_boot: int = 2000, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
     """-> (one row per configuration, bootstrap replicates [n_boot, rows] of its accuracy)."""
     col = CHECKPOINTS[checkpoint]
     done = finished(data.table)
@@ -87,14 +88,22 @@ def configurations(data: RunData, checkpoint: str = "final", n_boot: int = 2000,
         cell = _cell(g, data, checkpoint, str(g["task"].iloc[0]))
         per_seed = g[col].to_numpy(float)
         row = dict(zip(keys, group))
-        row.update(label=_label(row), seeds=len(g), seed_list=", ".join(str(s) for s in g["seed"]),
-                   per_seed=", ".join(f"{100 * v:.1f}" for v in per_seed),
-                   puzzle_emb_parameters=g["puzzle_emb_parameters"].max() if "puzzle_emb_parameters" in g else math.nan,
-                   recurrences=float(g["recurrences"].iloc[0]) if g["recurrences"].iloc[0] is not None else math.nan,
-                   train_flops=float(g["train_flops"].mean()),
-                   inference_flops_per_example=float(g["inference_flops_per_example"].mean())
-                   if g["inference_flops_per_example"].notna().any() else math.nan,
-                   eval_examples=float(g["eval_examples"].max()), run_ids=list(g["run_id"]))
+        row.update(
+            label=_label(row),
+            seeds=len(g),
+            seed_list=", ".join(str(s) for s in g["seed"]),
+            per_seed=", ".join(f"{100 * v:.1f}" for v in per_seed),
+            puzzle_emb_parameters=g["puzzle_emb_parameters"].max()
+            if "puzzle_emb_parameters" in g
+            else math.nan,
+            recurrences=float(g["recurrences"].iloc[0]) if g["recurrences"].iloc[0] is not None else math.nan,
+            train_flops=float(g["train_flops"].mean()),
+            inference_flops_per_example=float(g["inference_flops_per_example"].mean())
+            if g["inference_flops_per_example"].notna().any()
+            else math.nan,
+            eval_examples=float(g["eval_examples"].max()),
+            run_ids=list(g["run_id"]),
+        )
         row["accuracy"] = float(cell.mean) if cell is not None else float(per_seed.mean())
         if cell is not None:
             row["interval"] = "seeds x puzzles"
@@ -110,8 +119,9 @@ def configurations(data: RunData, checkpoint: str = "final", n_boot: int = 2000,
     for i, row in enumerate(rows):
         if cells[i] is None:
             if row["interval"] == "seeds only":
-                draws[:, i] = seed_only(done.loc[done["run_id"].isin(row["run_ids"]), col].to_numpy(float),
-                                        n_boot, seed + i)
+                draws[:, i] = seed_only(
+                    done.loc[done["run_id"].isin(row["run_ids"]), col].to_numpy(float), n_boot, seed + i
+                )
             else:
                 n = int(row["eval_examples"] or 0)
                 if n:
@@ -143,7 +153,9 @@ def _label(row: dict) -> str:
     return f"{row['family']} {row.get('recursion', '')} (depth {row.get('effective_depth')})".strip()
 
 
-def analyse(data: RunData, checkpoint: str = "final", n_boot: int = 2000, seed: int = 0) -> list[TaskAnalysis]:
+def analyse(
+    data: RunData, checkpoint: str = "final", n_boot: int = 2000, seed: int = 0
+) -> list[TaskAnalysis]:
     configs, draws = configurations(data, checkpoint, n_boot, seed)
     out = []
     if configs.empty:
@@ -157,14 +169,17 @@ def analyse(data: RunData, checkpoint: str = "final", n_boot: int = 2000, seed: 
         N, acc = cf["num_parameters"].to_numpy(float), cf["accuracy"].to_numpy(float)
         if len(tf):
             ta.power = fits.power_law(N[tf], acc[tf], dr[:, tf], floor=floor)
-            ta.holdouts.append({"law": "power law (transformers)",
-                                **fits.holdout("power", N[tf], acc[tf], dr[:, tf])})
+            ta.holdouts.append(
+                {"law": "power law (transformers)", **fits.holdout("power", N[tf], acc[tf], dr[:, tf])}
+            )
         ex = []
         for fam in cf.loc[cf["kind"] == "recursive", "family"].unique():
             fi = np.flatnonzero(((cf["family"] == fam) & (cf["kind"] == "recursive")).to_numpy())
             d = cf["effective_depth"].to_numpy(float)
             ta.depth[fam] = fits.saturating(d[fi], acc[fi], dr[:, fi])
-            ta.holdouts.append({"law": f"depth law ({fam})", **fits.holdout("depth", d[fi], acc[fi], dr[:, fi])})
+            ta.holdouts.append(
+                {"law": f"depth law ({fam})", **fits.holdout("depth", d[fi], acc[fi], dr[:, fi])}
+            )
             both = np.concatenate([tf, fi])
             r = cf["recurrences"].to_numpy(float)
             r = np.where(cf["kind"].to_numpy() == "transformer", 1.0, r)
@@ -174,10 +189,17 @@ def analyse(data: RunData, checkpoint: str = "final", n_boot: int = 2000, seed: 
                 for i in fi:
                     e = fits.exchange_rate(ta.power, N[i], acc[i], dr[:, i])
                     need = e["multiple"] * N[i]
-                    ex.append({"family": fam, "configuration": cf.loc[i, "label"],
-                               "effective_depth": cf.loc[i, "effective_depth"], "num_parameters": N[i],
-                               "accuracy": acc[i], **e,
-                               "extrapolated": not (lo_n <= need <= hi_n)})
+                    ex.append(
+                        {
+                            "family": fam,
+                            "configuration": cf.loc[i, "label"],
+                            "effective_depth": cf.loc[i, "effective_depth"],
+                            "num_parameters": N[i],
+                            "accuracy": acc[i],
+                            **e,
+                            "extrapolated": not (lo_n <= need <= hi_n),
+                        }
+                    )
         ta.exchange = pd.DataFrame(ex)
         out.append(ta)
     return out

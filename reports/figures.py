@@ -1,5 +1,6 @@
 """Figures (matplotlib, Agg): each is a PNG (bytes) with a caption that states what is plotted,
 which checkpoint, and the formula behind any fitted curve or FLOP axis."""
+
 from __future__ import annotations
 
 import base64
@@ -15,9 +16,9 @@ from reports.analysis import TaskAnalysis, pareto
 
 FLOPS_NOTE = {
     "train_flops": "Training FLOPs = optimizer steps x batch x (6 x MACs of every block call that takes "
-                   "gradients + 2 x MACs of every no-grad call + the heads)",
+    "gradients + 2 x MACs of every no-grad call + the heads)",
     "inference_flops_per_example": "Inference FLOPs per example = halt_max_steps x one segment's "
-                                   "forward (2 x MACs of every block call + the heads); no early halting",
+    "forward (2 x MACs of every block call + the heads); no early halting",
 }
 
 
@@ -35,17 +36,20 @@ class Figure:
 
 def _plt():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
 def _save(fig, name, title, caption) -> Figure:
     from matplotlib.ticker import NullFormatter
-    for ax in fig.axes:                       # log axes: label the decades only
+
+    for ax in fig.axes:  # log axes: label the decades only
         if ax.get_xscale() == "log":
             ax.xaxis.set_minor_formatter(NullFormatter())
-        if "accuracy, %" in ax.get_ylabel():   # a percent axis: 0 at the bottom, at least 0-10%
+        if "accuracy, %" in ax.get_ylabel():  # a percent axis: 0 at the bottom, at least 0-10%
             lo, hi = ax.get_ylim()
             ax.set_ylim(max(-2.0, min(lo, 0.0)), min(102.0, max(hi, 10.0)))
     buf = io.BytesIO()
@@ -82,16 +86,29 @@ def params_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
         return None
     col = family_colors(cf["family"])
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    _errorbar(ax, tf["num_parameters"], tf, label="transformer (mean, 95% interval)", color=col["transformer"])
+    _errorbar(
+        ax, tf["num_parameters"], tf, label="transformer (mean, 95% interval)", color=col["transformer"]
+    )
     rec = cf[cf["kind"] == "recursive"]
     for fam, g in rec.groupby("family", sort=False):
-        ax.scatter(g["num_parameters"], 100 * g["accuracy"], marker="*", s=90, color=col[fam],
-                   label=f"{fam} (every depth)")
+        ax.scatter(
+            g["num_parameters"],
+            100 * g["accuracy"],
+            marker="*",
+            s=90,
+            color=col[fam],
+            label=f"{fam} (every depth)",
+        )
     p = ta.power
     if p is not None and p.ok:
         xs = np.geomspace(tf["num_parameters"].min() / 1.5, tf["num_parameters"].max() * 1.5, 100)
-        ax.plot(xs, 100 * np.clip(fits.power_predict(p, xs), 0, 1), "--", color=col["transformer"],
-                label=f"fit: alpha = {p.params['alpha']:.2f} [{p.lo['alpha']:.2f}, {p.hi['alpha']:.2f}]")
+        ax.plot(
+            xs,
+            100 * np.clip(fits.power_predict(p, xs), 0, 1),
+            "--",
+            color=col["transformer"],
+            label=f"fit: alpha = {p.params['alpha']:.2f} [{p.lo['alpha']:.2f}, {p.hi['alpha']:.2f}]",
+        )
     elif p is not None:
         _note(ax, "No fit drawn: " + p.reason)
     ax.set_xscale("log")
@@ -99,8 +116,10 @@ def params_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
     ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint_name} checkpoint)")
     ax.set_title("accuracy vs parameters")
     ax.legend(fontsize=7)
-    cap = (f"Transformer family, {ta.checkpoint_name} checkpoint. Fit: {fits.POWER_FORMULA} (Huber, "
-           f"log error); {p.describe() if p is not None else ''}")
+    cap = (
+        f"Transformer family, {ta.checkpoint_name} checkpoint. Fit: {fits.POWER_FORMULA} (Huber, "
+        f"log error); {p.describe() if p is not None else ''}"
+    )
     return _save(fig, f"{slug}-params", f"{ta.task}: accuracy vs parameters", cap)
 
 
@@ -119,9 +138,15 @@ def depth_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
         f = ta.depth.get(fam)
         if f is not None and f.ok:
             xs = np.linspace(0.5, g["effective_depth"].max() * 1.2, 200)
-            ax.plot(xs, 100 * fits.depth_predict(f, xs), "--", color=color,
-                    label=f"fit ({fam}); peak at {f.extra['peak']:.3g}" if math.isfinite(f.extra["peak"])
-                    else f"fit ({fam}); saturates at {100 * f.params['c']:.1f}%")
+            ax.plot(
+                xs,
+                100 * fits.depth_predict(f, xs),
+                "--",
+                color=color,
+                label=f"fit ({fam}); peak at {f.extra['peak']:.3g}"
+                if math.isfinite(f.extra["peak"])
+                else f"fit ({fam}); saturates at {100 * f.params['c']:.1f}%",
+            )
         elif f is not None:
             notes.append(f"{fam}: no fit drawn: {f.reason}")
         caps.append(f.describe() if f is not None else "")
@@ -132,8 +157,10 @@ def depth_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
     ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint_name} checkpoint)")
     ax.set_title("accuracy vs effective depth (parameters fixed per family)")
     ax.legend(fontsize=7)
-    cap = (f"Each recursive family at fixed parameters, {ta.checkpoint_name} checkpoint. Fit: "
-           f"{fits.DEPTH_FORMULA} (Huber on accuracy). " + "; ".join(caps))
+    cap = (
+        f"Each recursive family at fixed parameters, {ta.checkpoint_name} checkpoint. Fit: "
+        f"{fits.DEPTH_FORMULA} (Huber on accuracy). " + "; ".join(caps)
+    )
     return _save(fig, f"{slug}-depth", f"{ta.task}: accuracy vs effective depth", cap)
 
 
@@ -156,9 +183,13 @@ def compute_figure(ta: TaskAnalysis, slug: str, axis: str) -> Figure | None:
     ax.set_ylabel(f"exact accuracy, % ({ta.checkpoint_name} checkpoint)")
     ax.set_title(f"accuracy vs {what}")
     ax.legend(fontsize=7)
-    return _save(fig, f"{slug}-{'train' if axis == 'train_flops' else 'inference'}-flops",
-                 f"{ta.task}: accuracy vs {what}", f"Lines: each family's Pareto frontier (no point of the family "
-                 f"is both cheaper and more accurate). {FLOPS_NOTE[axis]}. {ta.checkpoint_name} checkpoint.")
+    return _save(
+        fig,
+        f"{slug}-{'train' if axis == 'train_flops' else 'inference'}-flops",
+        f"{ta.task}: accuracy vs {what}",
+        f"Lines: each family's Pareto frontier (no point of the family "
+        f"is both cheaper and more accurate). {FLOPS_NOTE[axis]}. {ta.checkpoint_name} checkpoint.",
+    )
 
 
 def curves_figure(table: pd.DataFrame, histories: dict, task: str, slug: str) -> Figure | None:
@@ -188,10 +219,14 @@ def curves_figure(table: pd.DataFrame, histories: dict, task: str, slug: str) ->
     ax.set_ylabel("exact accuracy, % (test: solid)")
     ax.set_title("evaluation over training, every run")
     ax.legend(fontsize=7)
-    return _save(fig, f"{slug}-curves", f"{task}: evaluation accuracy over training",
-                 "Test exact accuracy at every evaluation (solid), validation (dotted, held out of the "
-                 "training data); squares mark the final checkpoint, stars the checkpoint chosen on "
-                 "validation.")
+    return _save(
+        fig,
+        f"{slug}-curves",
+        f"{task}: evaluation accuracy over training",
+        "Test exact accuracy at every evaluation (solid), validation (dotted, held out of the "
+        "training data); squares mark the final checkpoint, stars the checkpoint chosen on "
+        "validation.",
+    )
 
 
 def test_time_figure(points: pd.DataFrame, table: pd.DataFrame, task: str, slug: str) -> Figure | None:
@@ -216,24 +251,33 @@ def test_time_figure(points: pd.DataFrame, table: pd.DataFrame, task: str, slug:
             if not len(line):
                 continue
             drawn = True
-            ax.plot(line["inference_flops_per_example"], 100 * line["exact_accuracy"], "o-",
-                    label=names[run_id])
+            ax.plot(
+                line["inference_flops_per_example"], 100 * line["exact_accuracy"], "o-", label=names[run_id]
+            )
             for _, r in line.iterrows():
-                ax.annotate(str(int(r[label])), (r["inference_flops_per_example"],
-                                                 100 * r["exact_accuracy"]),
-                            fontsize=6, xytext=(2, 2), textcoords="offset points")
+                ax.annotate(
+                    str(int(r[label])),
+                    (r["inference_flops_per_example"], 100 * r["exact_accuracy"]),
+                    fontsize=6,
+                    xytext=(2, 2),
+                    textcoords="offset points",
+                )
     if not drawn:
         plt.close(fig)
         return None
-    for ax, kind in zip(axes, ("depth: supervision steps (1 sample)",
-                               "breadth: trajectories K (trained steps)")):
+    for ax, kind in zip(
+        axes, ("depth: supervision steps (1 sample)", "breadth: trajectories K (trained steps)")
+    ):
         ax.set_xscale("log")
         ax.set_xlabel("inference FLOPs per example")
         ax.set_title(kind, fontsize=9)
     axes[0].set_ylabel("exact accuracy, %")
     axes[0].legend(fontsize=6)
-    return _save(fig, f"{slug}-test-time", f"{task}: test-time depth and breadth",
-                 "The same checkpoint evaluated with more or fewer supervision steps (depth; labels: "
-                 "steps) or with K noisy trajectories per puzzle (breadth; labels: K), against the "
-                 "inference FLOPs each costs.")
-
+    return _save(
+        fig,
+        f"{slug}-test-time",
+        f"{task}: test-time depth and breadth",
+        "The same checkpoint evaluated with more or fewer supervision steps (depth; labels: "
+        "steps) or with K noisy trajectories per puzzle (breadth; labels: K), against the "
+        "inference FLOPs each costs.",
+    )

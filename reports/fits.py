@@ -18,6 +18,7 @@ Every fit minimises sum(huber(residual, delta)) from a grid of starts and keeps 
 (reports.intervals: seeds and puzzles resampled), with the fraction of refits that converged. A fit
 that the data cannot support (too few distinct points) returns `ok=False` and a reason in words.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,8 @@ from scipy.special import huber
 # measured on a few hundred puzzles is noisy at ~0.1, and an accuracy at ~0.02. With a delta far
 # below the noise the loss is L1 and L-BFGS stalls on its kinks; these keep it smooth near the fit
 # and linear (robust) for outliers.
-DELTA_LOG = 0.1      # on log-error residuals
-DELTA_ACC = 0.02     # on accuracy residuals
+DELTA_LOG = 0.1  # on log-error residuals
+DELTA_ACC = 0.02  # on accuracy residuals
 GTOL = 1e-6
 
 
@@ -46,9 +47,9 @@ class Fit:
     params: dict[str, float] = field(default_factory=dict)
     lo: dict[str, float] = field(default_factory=dict)
     hi: dict[str, float] = field(default_factory=dict)
-    converged: float = math.nan              # fraction of bootstrap refits that converged
+    converged: float = math.nan  # fraction of bootstrap refits that converged
     n_points: int = 0
-    draws: np.ndarray | None = None          # [B, len(names)] raw parameters of each refit
+    draws: np.ndarray | None = None  # [B, len(names)] raw parameters of each refit
     extra: dict = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -58,8 +59,9 @@ class Fit:
         return f"{self.law}: " + ", ".join(parts) + f" (95% bootstrap; {self.n_points} points)"
 
 
-def minimize_huber(resid_jac_for, Y: np.ndarray, theta0: np.ndarray, bounds,
-                   delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def minimize_huber(
+    resid_jac_for, Y: np.ndarray, theta0: np.ndarray, bounds, delta: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One L-BFGS-B fit per row of `Y` [M, n] (observations) from `theta0` [M, k]:
     `resid_jac_for(Y[i:i+1])(theta [1, k])` -> residuals [1, n] and Jacobian [1, n, k]; the loss
     is sum(huber(delta, residuals)). -> (theta [M, k], loss [M], converged [M] bool)."""
@@ -67,14 +69,15 @@ def minimize_huber(resid_jac_for, Y: np.ndarray, theta0: np.ndarray, bounds,
     M, k = theta0.shape
     out, loss, conv = np.empty((M, k)), np.empty(M), np.zeros(M, bool)
     for i in range(M):
-        rj = resid_jac_for(Y[i:i + 1])
+        rj = resid_jac_for(Y[i : i + 1])
 
-        def f(t):
+        def f(t, rj=rj):
             r, J = rj(t[None])
             return float(huber(delta, r).sum()), np.einsum("mn,mnk->k", np.clip(r, -delta, delta), J)
 
-        res = minimize(f, theta0[i], jac=True, method="L-BFGS-B", bounds=bounds,
-                       options={"maxiter": 1000, "gtol": GTOL})
+        res = minimize(
+            f, theta0[i], jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 1000, "gtol": GTOL}
+        )
         out[i], loss[i], conv[i] = res.x, res.fun, res.success
     return out, loss, conv
 
@@ -82,8 +85,7 @@ def minimize_huber(resid_jac_for, Y: np.ndarray, theta0: np.ndarray, bounds,
 def best_of(resid_jac_for, y: np.ndarray, starts, bounds, delta) -> np.ndarray:
     """Point fit: L-BFGS from every start, keep the lowest loss."""
     starts = np.asarray(starts, float)
-    t, loss, _ = minimize_huber(resid_jac_for, np.repeat(y[None], len(starts), axis=0), starts,
-                                bounds, delta)
+    t, loss, _ = minimize_huber(resid_jac_for, np.repeat(y[None], len(starts), axis=0), starts, bounds, delta)
     return t[int(np.argmin(loss))]
 
 
@@ -121,7 +123,7 @@ def batch_gauss_newton(rj, theta0: np.ndarray, bounds, delta: float, iters: int 
         done = np.abs(pg).max(axis=1) < tol
         if done.all():
             break
-        w = np.where(np.abs(r) > delta, delta / np.maximum(np.abs(r), 1e-300), 1.0)   # IRLS weights
+        w = np.where(np.abs(r) > delta, delta / np.maximum(np.abs(r), 1e-300), 1.0)  # IRLS weights
         H = np.einsum("mnk,mn,mnl->mkl", J, w, J)
         A = H + mu[:, None, None] * (H * eye + 1e-12 * eye)
         step = -np.linalg.solve(A, g[..., None])[..., 0]
@@ -164,20 +166,25 @@ def _exp_param(fit: Fit, name: str) -> None:
 # Power law in parameters
 
 POWER_FORMULA = "error = A * N^(-alpha)"
-POWER_BOUNDS = [(-50, 50), (-5, 5)]         # log A, alpha
+POWER_BOUNDS = [(-50, 50), (-5, 5)]  # log A, alpha
 
 
 def power_law(N, acc, draws=None, *, floor: float = 1e-3) -> Fit:
     """`draws` [B, n]: bootstrap replicates of `acc` (reports.intervals.bootstrap columns)."""
     N, acc = np.asarray(N, float), np.asarray(acc, float)
-    fit = Fit("power law in parameters (transformers)", POWER_FORMULA, ok=False,
-              names=("A", "alpha"), n_points=len(N))
+    fit = Fit(
+        "power law in parameters (transformers)",
+        POWER_FORMULA,
+        ok=False,
+        names=("A", "alpha"),
+        n_points=len(N),
+    )
     if len(np.unique(N)) < 3:
         fit.reason = f"needs transformers at 3 or more parameter counts, has {len(np.unique(N))}"
         return fit
     xbar = float(np.log(N).mean())
-    x = np.log(N) - xbar               # centred: log A and alpha are then nearly uncorrelated,
-    J = np.stack([-np.ones_like(x), x], axis=-1)   # which L-BFGS needs; d resid / d (a, alpha)
+    x = np.log(N) - xbar  # centred: log A and alpha are then nearly uncorrelated,
+    J = np.stack([-np.ones_like(x), x], axis=-1)  # which L-BFGS needs; d resid / d (a, alpha)
 
     def rj(A):
         Y = _log_err(A, floor)
@@ -187,7 +194,7 @@ def power_law(N, acc, draws=None, *, floor: float = 1e-3) -> Fit:
     starts = [(float(np.mean(y)), al) for al in (0.05, 0.3, 1.0)]
     theta = best_of(rj, acc, starts, POWER_BOUNDS, DELTA_LOG)
     boot, conv = refit(rj, draws, theta, POWER_BOUNDS, DELTA_LOG)
-    uncentre = lambda t: np.c_[t[..., 0] + t[..., 1] * xbar, t[..., 1]]   # (a, alpha) -> (log A, alpha)
+    uncentre = lambda t: np.c_[t[..., 0] + t[..., 1] * xbar, t[..., 1]]  # (a, alpha) -> (log A, alpha)
     theta = uncentre(theta[None])[0]
     boot = None if boot is None else uncentre(boot)
     fit = _finish(fit, theta, boot, conv)
@@ -211,17 +218,24 @@ PHI_BOUNDS = [(-50, 50), (-5, 5), (-2, 3)]  # log A, alpha, phi
 def equivalence(N, r, acc, draws=None, *, floor: float = 1e-3) -> Fit:
     """Joint fit over transformer runs (r = 1) and one recursive family (r = recurrences)."""
     N, r, acc = np.asarray(N, float), np.asarray(r, float), np.asarray(acc, float)
-    fit = Fit("recurrence-equivalence exponent phi", PHI_FORMULA, ok=False,
-              names=("A", "alpha", "phi"), n_points=len(N))
+    fit = Fit(
+        "recurrence-equivalence exponent phi",
+        PHI_FORMULA,
+        ok=False,
+        names=("A", "alpha", "phi"),
+        n_points=len(N),
+    )
     nN, nr = len(np.unique(N[r == 1])), len(np.unique(r[r > 1]))
     if nN < 2 or nr < 1 or len(np.unique(np.c_[N, r], axis=0)) < 4:
-        missing = ([f"transformers at 2 or more sizes (has {nN})"] if nN < 2 else []) + \
-            ([f"the recursive family at 1 or more recurrence counts above 1 (has {nr})"] if nr < 1 else [])
-        fit.reason = "needs " + (" and ".join(missing) if missing else
-                                 "4 distinct (parameters, recurrences) points in all")
+        missing = ([f"transformers at 2 or more sizes (has {nN})"] if nN < 2 else []) + (
+            [f"the recursive family at 1 or more recurrence counts above 1 (has {nr})"] if nr < 1 else []
+        )
+        fit.reason = "needs " + (
+            " and ".join(missing) if missing else "4 distinct (parameters, recurrences) points in all"
+        )
         return fit
     x1bar = float(np.log(N).mean())
-    x1, x2 = np.log(N) - x1bar, np.log(r)      # centred (see power_law)
+    x1, x2 = np.log(N) - x1bar, np.log(r)  # centred (see power_law)
 
     def rj(A):
         Y = _log_err(A, floor)
@@ -229,9 +243,16 @@ def equivalence(N, r, acc, draws=None, *, floor: float = 1e-3) -> Fit:
         def f(t):
             a, al, ph = t[:, :1], t[:, 1:2], t[:, 2:3]
             res = Y - (a - al * (x1 + ph * x2))
-            J = np.stack([-np.ones_like(res), np.broadcast_to(x1 + ph * x2, res.shape),
-                          np.broadcast_to(al * x2, res.shape)], axis=-1)
+            J = np.stack(
+                [
+                    -np.ones_like(res),
+                    np.broadcast_to(x1 + ph * x2, res.shape),
+                    np.broadcast_to(al * x2, res.shape),
+                ],
+                axis=-1,
+            )
             return res, J
+
         return f
 
     y = _log_err(acc, floor)
@@ -260,13 +281,18 @@ def _depth_curve(t, d):
 
 def saturating(depth, acc, draws=None) -> Fit:
     d, acc = np.asarray(depth, float), np.asarray(acc, float)
-    fit = Fit("saturating law in effective depth", DEPTH_FORMULA, ok=False,
-              names=("c", "tau", "lam"), n_points=len(d))
+    fit = Fit(
+        "saturating law in effective depth",
+        DEPTH_FORMULA,
+        ok=False,
+        names=("c", "tau", "lam"),
+        n_points=len(d),
+    )
     if len(np.unique(d)) < 4:
         fit.reason = f"needs 4 or more effective depths at fixed parameters, has {len(np.unique(d))}"
         return fit
     dmax = float(d.max())
-    u = d / dmax            # fitted in units of the largest depth: (c, log(tau/dmax), lam*dmax) are O(1)
+    u = d / dmax  # fitted in units of the largest depth: (c, log(tau/dmax), lam*dmax) are O(1)
     bounds = [(0, 1), (math.log(1e-4), math.log(1e4)), (0, 10)]
 
     def rj(A):
@@ -276,6 +302,7 @@ def saturating(depth, acc, draws=None) -> Fit:
             res = A - c * (1 - E) * D
             J = -np.stack([(1 - E) * D, c * D * (-E * u / s), -u * c * (1 - E) * D], axis=-1)
             return res, J
+
         return f
 
     top = float(np.clip(acc.max(), 1e-3, 1))
@@ -292,8 +319,9 @@ def saturating(depth, acc, draws=None) -> Fit:
     if boot is not None and len(boot):
         peaks = [peak_depth(math.exp(t[1]), t[2]) for t in boot]
         # "nearest": some refits never fall (peak = inf); interpolating between inf would give nan
-        fit.extra["peak_lo"], fit.extra["peak_hi"] = (float(v) for v in np.quantile(
-            peaks, [0.025, 0.975], method="nearest"))
+        fit.extra["peak_lo"], fit.extra["peak_hi"] = (
+            float(v) for v in np.quantile(peaks, [0.025, 0.975], method="nearest")
+        )
     return fit
 
 
@@ -308,6 +336,7 @@ def depth_predict(fit: Fit, d) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # Exchange rate and hold-out checks
+
 
 def exchange_rate(power: Fit, N_rec: float, acc_rec: float, acc_draws=None) -> dict:
     """Parameters a transformer needs (by its fitted power law) to reach `acc_rec`, divided by the
@@ -326,9 +355,10 @@ def exchange_rate(power: Fit, N_rec: float, acc_rec: float, acc_draws=None) -> d
     if power.draws is not None and acc_draws is not None:
         m = min(len(power.draws), len(acc_draws))
         with np.errstate(over="ignore"):
-            vals = [needed(math.exp(power.draws[i, 0]), power.draws[i, 1], acc_draws[i]) / N_rec
-                    for i in range(m)]
-        vals = np.nan_to_num(np.array(vals, float), nan=math.inf)   # alpha ~ 0: no size is enough
+            vals = [
+                needed(math.exp(power.draws[i, 0]), power.draws[i, 1], acc_draws[i]) / N_rec for i in range(m)
+            ]
+        vals = np.nan_to_num(np.array(vals, float), nan=math.inf)  # alpha ~ 0: no size is enough
         out["lo"], out["hi"] = (float(v) for v in np.quantile(vals, [0.025, 0.975], method="nearest"))
     return out
 
@@ -345,12 +375,18 @@ def holdout(kind: str, x, acc, draws=None) -> dict:
     xt = float(x.max())
     if kind == "power":
         pred = float(power_predict(fit, xt))
-        band = (None if fit.draws is None else
-                1 - np.exp(fit.draws[:, 0]) * xt ** (-fit.draws[:, 1]))
+        band = None if fit.draws is None else 1 - np.exp(fit.draws[:, 0]) * xt ** (-fit.draws[:, 1])
     else:
         pred = float(depth_predict(fit, xt)[0])
         band = None if fit.draws is None else _depth_curve(fit.draws, np.array([xt]))[:, 0]
     obs = float(acc[top].mean())
-    lo, hi = (np.quantile(band, [0.025, 0.975]) if band is not None else (math.nan, math.nan))
-    return {"ok": True, "at": xt, "predicted": pred, "observed": obs, "error": obs - pred,
-            "lo": float(lo), "hi": float(hi)}
+    lo, hi = np.quantile(band, [0.025, 0.975]) if band is not None else (math.nan, math.nan)
+    return {
+        "ok": True,
+        "at": xt,
+        "predicted": pred,
+        "observed": obs,
+        "error": obs - pred,
+        "lo": float(lo),
+        "hi": float(hi),
+    }

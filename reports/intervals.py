@@ -16,6 +16,7 @@ seed level is a no-op and only puzzles are resampled.
 `Cell` holds one configuration's [seeds, examples] correctness bits. Replicates are computed as
 matrix products (weights x bits), so thousands of replicates of a sweep take milliseconds.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,9 +30,10 @@ from scipy.stats import binomtest
 class Cell:
     """One configuration on one test set: `correct` [S, N] bool (seed x example), `puzzle_ids` [N]
     (the group of each example; examples of one group are resampled together)."""
+
     correct: np.ndarray
     puzzle_ids: np.ndarray
-    key: str = "test"                    # cells with equal keys share the puzzle draw
+    key: str = "test"  # cells with equal keys share the puzzle draw
     seeds: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -65,24 +67,27 @@ def bootstrap(cells: list[Cell], n_boot: int = 2000, seed: int = 0) -> np.ndarra
     by_key: dict[str, list[int]] = {}
     for i, c in enumerate(cells):
         by_key.setdefault(c.key, []).append(i)
-    for key, idx in by_key.items():
+    for _key, idx in by_key.items():
         groups = np.unique(np.concatenate([cells[i].puzzle_ids for i in idx]))
         w = rng.multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=n_boot)  # [B, G]
         for i in idx:
             C, n = _grouped(cells[i], groups)
             S = C.shape[0]
             v = rng.multinomial(S, np.full(S, 1 / S), size=n_boot) if S > 1 else np.ones((n_boot, 1))
-            num = (v * (w @ C.T)).sum(axis=1)                    # [B]
+            num = (v * (w @ C.T)).sum(axis=1)  # [B]
             den = v.sum(axis=1) * (w @ n)
             out[:, i] = np.divide(num, den, out=np.full(n_boot, np.nan), where=den > 0)
     return out
 
 
-def percentile_interval(draws: np.ndarray, level: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(
+    draws: np.ndarray, level: float = 0.95, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     import warnings
+
     a = (1 - level) / 2
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)      # a column with no replicates -> nan
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column with no replicates -> nan
         return np.nanquantile(draws, a, axis=axis), np.nanquantile(draws, 1 - a, axis=axis)
 
 

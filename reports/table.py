@@ -14,6 +14,7 @@ Columns of `runs_table` (one row per run, sweep parent runs excluded):
 transformer is one family ("transformer": the parameter axis), and a recursive architecture at one
 width/size is one family (its recursion settings are the depth axis).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,21 +33,28 @@ from harness.tracking import tags as T
 from models.registry import RECURSIVE_ARCHS
 
 FAMILY_TAG = T.FAMILY_TAG
-RECURSION_KEYS = ("model.T", "model.n", "model.H_cycles", "model.L_cycles", "model.loops",
-                  "model.halt_max_steps")
+RECURSION_KEYS = (
+    "model.T",
+    "model.n",
+    "model.H_cycles",
+    "model.L_cycles",
+    "model.loops",
+    "model.halt_max_steps",
+)
 SIZE_KEYS = ("model.hidden", "model.layers", "model.L_layers", "model.H_layers", "model.heads")
 
 
 @dataclass
 class RunData:
     """What the report reads from MLflow: the tidy table, eval histories, correctness bits."""
+
     table: pd.DataFrame
-    histories: dict[str, pd.DataFrame] = field(default_factory=dict)   # run_id -> step x metrics
-    correctness: dict[str, dict] = field(default_factory=dict)        # run_id -> harness.correctness.read
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)  # run_id -> step x metrics
+    correctness: dict[str, dict] = field(default_factory=dict)  # run_id -> harness.correctness.read
     parent_run_id: str | None = None
     expected_trials: int | None = None
     uri: str = ""
-    test_time: pd.DataFrame = field(default_factory=pd.DataFrame)    # one row per test-time point
+    test_time: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per test-time point
 
 
 def _num(v):
@@ -84,8 +92,9 @@ def family_of(arch, params: dict, tag: str | None) -> tuple[str, str]:
         return tag, kind
     if kind == "transformer":
         return "transformer", kind
-    size = " ".join(f"{k.split('.', 1)[1]}={_fmt(params[k])}" for k in SIZE_KEYS
-                    if params.get(k) not in (None, "None"))
+    size = " ".join(
+        f"{k.split('.', 1)[1]}={_fmt(params[k])}" for k in SIZE_KEYS if params.get(k) not in (None, "None")
+    )
     return f"{arch} {size}".strip(), kind
 
 
@@ -106,21 +115,33 @@ def _row(run) -> dict:
     family, kind = family_of(arch, params, tags.get(FAMILY_TAG))
     depth = _num(params.get("effective_depth"))
     layers = _unique_layers(arch, params)
-    recursion = " ".join(f"{k.split('.', 1)[1]}={_fmt(params[k])}" for k in RECURSION_KEYS
-                         if params.get(k) not in (None, "None"))
+    recursion = " ".join(
+        f"{k.split('.', 1)[1]}={_fmt(params[k])}"
+        for k in RECURSION_KEYS
+        if params.get(k) not in (None, "None")
+    )
     row = {
-        "run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status,
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "status": run.info.status,
         "failure_reason": tags.get(T.FAILURE_TAG),
-        "sweep_id": tags.get(T.SWEEP_TAG), "trial_number": _num(tags.get(T.TRIAL_TAG)),
-        "task": tags.get(T.TASK_TAG, params.get("task.name")), "family": family, "kind": kind,
-        "arch": arch, "seed": _num(params.get("seed")),
+        "sweep_id": tags.get(T.SWEEP_TAG),
+        "trial_number": _num(tags.get(T.TRIAL_TAG)),
+        "task": tags.get(T.TASK_TAG, params.get("task.name")),
+        "family": family,
+        "kind": kind,
+        "arch": arch,
+        "seed": _num(params.get("seed")),
         "git_commit": tags.get("mlflow.source.git.commit"),
         "git_dirty": tags.get(T.GIT_DIRTY_TAG),
         "num_parameters": _num(params.get("num_parameters")),
         "puzzle_emb_parameters": metrics.get("eval/puzzle_emb_parameters"),
-        "recursion": recursion, "effective_depth": depth, "unique_layers": layers,
+        "recursion": recursion,
+        "effective_depth": depth,
+        "unique_layers": layers,
         "recurrences": (depth / layers if isinstance(depth, (int, float)) and layers else None)
-        if kind == "recursive" else 1.0,
+        if kind == "recursive"
+        else 1.0,
         "train_flops": metrics.get("eval/flops_cumulative", metrics.get("train/flops_cumulative")),
         "inference_flops_per_example": metrics.get("eval/inference_flops_per_example"),
         "eval_examples": metrics.get("eval/eval_examples"),
@@ -132,8 +153,14 @@ def _row(run) -> dict:
         "config": json.dumps(dict(sorted(params.items()))),
     }
     row.update({k: _num(v) for k, v in params.items() if k.startswith("model.")})
-    row.update({f"metric.{k[5:]}": v for k, v in metrics.items() if k.startswith("eval/")
-                and k[5:] not in ("exact_accuracy", "token_accuracy", "val_exact_accuracy")})
+    row.update(
+        {
+            f"metric.{k[5:]}": v
+            for k, v in metrics.items()
+            if k.startswith("eval/")
+            and k[5:] not in ("exact_accuracy", "token_accuracy", "val_exact_accuracy")
+        }
+    )
     return row
 
 
@@ -154,7 +181,11 @@ def best_on_validation(history: pd.DataFrame) -> tuple[float, float, float]:
         return math.nan, math.nan, math.nan
     v = history["val_exact_accuracy"]
     step = v.idxmax()
-    return float(step), float(v[step]), float(history.get("exact_accuracy", pd.Series(dtype=float)).get(step, math.nan))
+    return (
+        float(step),
+        float(v[step]),
+        float(history.get("exact_accuracy", pd.Series(dtype=float)).get(step, math.nan)),
+    )
 
 
 def _correctness(c, row: dict) -> dict | None:
@@ -165,17 +196,23 @@ def _correctness(c, row: dict) -> dict | None:
         with tempfile.TemporaryDirectory() as tmp:
             got = c.download_artifacts(row["run_id"], str(correctness.RELPATH), tmp)
             return correctness.read(Path(got))
-    except Exception:           # not uploaded (older run, failed before the end): the run folder
+    except Exception:  # not uploaded (older run, failed before the end): the run folder
         if local is not None and local.is_file():
             return correctness.read(local)
     return None
 
 
-def load_runs(uri: str, experiment: str | None = None, *, sweep: str | None = None,
-              filter_string: str = "", with_details: bool = True) -> RunData:
+def load_runs(
+    uri: str,
+    experiment: str | None = None,
+    *,
+    sweep: str | None = None,
+    filter_string: str = "",
+    with_details: bool = True,
+) -> RunData:
     """Every run of `experiment` (all experiments when None) matching `filter_string` and, when
     given, belonging to sweep `sweep`. `with_details` also fetches histories and correctness."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # one bar per run otherwise
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per run otherwise
     c = client(uri)
     flt = filter_string
     if sweep:
@@ -185,16 +222,19 @@ def load_runs(uri: str, experiment: str | None = None, *, sweep: str | None = No
     parents = [r for r in runs if r.data.tags.get(T.ROLE_TAG) == "sweep"]
     rows = [_row(r) for r in runs if r.data.tags.get(T.ROLE_TAG) != "sweep"]
     data = RunData(pd.DataFrame(rows), uri=uri)
-    data.test_time = test_time_points(_search(c, exp_ids, f"tags.`{T.KIND_TAG}` = '{TEST_TIME_KIND}'"),
-                                      {row["run_id"] for row in rows})
-    if len(parents) == 1:            # one sweep selected: the report belongs on its parent run
+    data.test_time = test_time_points(
+        _search(c, exp_ids, f"tags.`{T.KIND_TAG}` = '{TEST_TIME_KIND}'"), {row["run_id"] for row in rows}
+    )
+    if len(parents) == 1:  # one sweep selected: the report belongs on its parent run
         data.parent_run_id = parents[0].info.run_id
         data.expected_trials = _expected_trials(c, parents[0])
     if with_details:
         for row in rows:
             h = _history(c, row["run_id"])
             data.histories[row["run_id"]] = h
-            row["best_step"], row["best_val_exact_accuracy"], row["best_exact_accuracy"] = best_on_validation(h)
+            row["best_step"], row["best_val_exact_accuracy"], row["best_exact_accuracy"] = best_on_validation(
+                h
+            )
             bits = _correctness(c, row)
             if bits is not None:
                 data.correctness[row["run_id"]] = bits
@@ -221,10 +261,18 @@ def test_time_points(child_runs, training_runs: set[str]) -> pd.DataFrame:
         for key, value in r.data.metrics.items():
             m = _TT_KEY.match(key)
             if m:
-                row = rows.setdefault((r.info.run_id, int(m[1]), int(m[2])), {
-                    "run_id": parent, "test_time_run_id": r.info.run_id, "steps": int(m[1]),
-                    "samples": int(m[2]), "trained_steps": _num(p.get("test_time.trained_steps")),
-                    "noise": _num(p.get("test_time.noise")), "select": p.get("test_time.select")})
+                row = rows.setdefault(
+                    (r.info.run_id, int(m[1]), int(m[2])),
+                    {
+                        "run_id": parent,
+                        "test_time_run_id": r.info.run_id,
+                        "steps": int(m[1]),
+                        "samples": int(m[2]),
+                        "trained_steps": _num(p.get("test_time.trained_steps")),
+                        "noise": _num(p.get("test_time.noise")),
+                        "select": p.get("test_time.select"),
+                    },
+                )
                 row[m[3]] = float(value)
     return pd.DataFrame(list(rows.values()))
 
@@ -232,16 +280,20 @@ def test_time_points(child_runs, training_runs: set[str]) -> pd.DataFrame:
 def _expected_trials(c, parent) -> int | None:
     """budget.trials from the sweep spec logged on the parent run, if it says."""
     import yaml
+
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            spec = yaml.safe_load(Path(c.download_artifacts(parent.info.run_id, "sweep.yaml", tmp)).read_text())
+            spec = yaml.safe_load(
+                Path(c.download_artifacts(parent.info.run_id, "sweep.yaml", tmp)).read_text()
+            )
         return int(spec.get("budget", {}).get("trials")) if spec.get("budget", {}).get("trials") else None
     except Exception:
         return None
 
 
-def runs_table(uri: str, experiment: str | None = None, *, filter_string: str = "",
-               sweep: str | None = None) -> pd.DataFrame:
+def runs_table(
+    uri: str, experiment: str | None = None, *, filter_string: str = "", sweep: str | None = None
+) -> pd.DataFrame:
     """The tidy run table alone (no histories)."""
     return load_runs(uri, experiment, sweep=sweep, filter_string=filter_string).table
 
@@ -252,8 +304,10 @@ def export(table: pd.DataFrame, out_dir: Path, stem: str = "runs") -> tuple[Path
     csv, pq = out_dir / f"{stem}.csv", out_dir / f"{stem}.parquet"
     table.to_csv(csv, index=False)
     t = table.copy()
-    for col in t.columns:                    # mixed-type object columns -> strings for Arrow
+    for col in t.columns:  # mixed-type object columns -> strings for Arrow
         if t[col].dtype == object:
-            t[col] = t[col].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+            t[col] = t[col].map(
+                lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+            )
     t.to_parquet(pq, index=False)
     return csv, pq

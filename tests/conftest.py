@@ -2,6 +2,7 @@
 
 Every test writes under its own temporary run folder; nothing goes to the repository tree.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,6 +22,7 @@ os.environ.pop("RAY_ADDRESS", None)
 @pytest.fixture(autouse=True)
 def _torch_threads():
     import torch
+
     torch.set_num_threads(1)
     yield
 

@@ -13,6 +13,7 @@ cache-hit seconds, rows per split, size on disk, and for the generators the cand
 puzzle kept and CPU milliseconds per candidate. `--quick` builds a tenth of each
 (to check the script, not for the record).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,14 @@ def timed_build(task: dict, root: Path) -> dict:
     t0 = time.perf_counter()
     build(spec, root)
     again = time.perf_counter() - t0
-    return {"spec": spec, "data": data, "build_s": first, "cpu_s": cpu, "hit_s": again,
-            "mb": disk_mb(cache_dir(spec, root))}
+    return {
+        "spec": spec,
+        "data": data,
+        "build_s": first,
+        "cpu_s": cpu,
+        "hit_s": again,
+        "mb": disk_mb(cache_dir(spec, root)),
+    }
 
 
 def generator_rate(kind: str, spec, count: int) -> tuple[float, float]:
@@ -52,11 +59,13 @@ def generator_rate(kind: str, spec, count: int) -> tuple[float, float]:
     kept = 0
     if kind == "sudoku":
         from benchmarks.sudoku_solver import generate, rate
+
         for i in range(count):
             q, _ = generate(p.size, np.random.default_rng([p.data_seed, p.size, 99, i]), p.clues)
             kept += rate(q, p.size) >= p.min_rating
     else:
         from benchmarks.maze import generate
+
         for i in range(count):
             kept += generate(p.grid, p, np.random.default_rng([p.data_seed, p.grid, 99, i])) is not None
     ms = (time.process_time() - t0) / count * 1e3
@@ -71,12 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     scale = 10 if args.quick else 1
     n = 1000 // scale
     jobs = {
-        "sudoku": ("Sudoku-Extreme-like 9x9 (rating>=20) 1k+1k, x1000 aug",
-                   {"name": "sudoku-extreme-gen", "train_size": n, "test_size": n}),
-        "maze": ("Maze-Hard-like 30x30 (path>110) 1k+1k",
-                 {"name": "maze-hard-gen", "train_size": n, "test_size": n}),
-        "arc": ("ARC-AGI-1, 300 augmentations (100 scored)",
-                {"name": "arc-agi-1", "augmentations": 300 // scale}),
+        "sudoku": (
+            "Sudoku-Extreme-like 9x9 (rating>=20) 1k+1k, x1000 aug",
+            {"name": "sudoku-extreme-gen", "train_size": n, "test_size": n},
+        ),
+        "maze": (
+            "Maze-Hard-like 30x30 (path>110) 1k+1k",
+            {"name": "maze-hard-gen", "train_size": n, "test_size": n},
+        ),
+        "arc": (
+            "ARC-AGI-1, 300 augmentations (100 scored)",
+            {"name": "arc-agi-1", "augmentations": 300 // scale},
+        ),
     }
     print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start")
     rows = []
@@ -94,12 +109,17 @@ def main(argv: list[str] | None = None) -> int:
             extra = f"; {tries:.2f} candidates per kept, {ms:.1f} CPU ms per candidate"
             if key == "sudoku":
                 ratings = r["data"]["test"].aux["rating"]
-                extra += (f"; test rating mean {ratings.mean():.1f}, median "
-                          f"{np.median(ratings):.0f}, min {ratings.min():.0f}")
+                extra += (
+                    f"; test rating mean {ratings.mean():.1f}, median "
+                    f"{np.median(ratings):.0f}, min {ratings.min():.0f}"
+                )
         rows.append((title, r["build_s"], r["cpu_s"], r["hit_s"], r["mb"], sizes + extra))
-        print(f"{title}: build {r['build_s']:.1f} s ({r['cpu_s']:.1f} s CPU), "
-              f"cache hit {r['hit_s']:.2f} s, "
-              f"{r['mb']:.0f} MB on disk; {sizes}{extra}", flush=True)
+        print(
+            f"{title}: build {r['build_s']:.1f} s ({r['cpu_s']:.1f} s CPU), "
+            f"cache hit {r['hit_s']:.2f} s, "
+            f"{r['mb']:.0f} MB on disk; {sizes}{extra}",
+            flush=True,
+        )
     print("\n| dataset | build from empty cache, wall (s) | CPU (s) | cache hit (s) | on disk (MB) |")
     print("|---|---:|---:|---:|---:|")
     for title, b, c, h, mb, _ in rows:

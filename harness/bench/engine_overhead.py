@@ -15,6 +15,7 @@ mean(harness) / mean(bare).
 
     python -m harness.bench.engine_overhead [--seconds 60] [--repeats 2] [--config FILE] [key=value ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ def bare_loop(cfg, data, steps: int):
     if getattr(model.core, "puzzle_emb", None) is not None:
         raise ValueError("the bare loop has no sparse puzzle-embedding optimizer: use puzzle_emb_len 0")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = build_optimizer(cfg.train, params)               # train.optimizer, as the engine
+    opt = build_optimizer(cfg.train, params)  # train.optimizer, as the engine
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps))
     batches = GroupSampler(train_ds, cfg.train.batch_size, seed=cfg.seed).batches()
     carry = None
@@ -74,7 +75,9 @@ def bare_loop(cfg, data, steps: int):
     bs = cfg.train.eval_batch_size or cfg.train.batch_size
     with torch.no_grad():
         for start in range(0, n, bs):
-            model.predict(to_batch(test_ds, torch.arange(start, min(n, start + bs)).numpy(), torch.device("cpu")))
+            model.predict(
+                to_batch(test_ds, torch.arange(start, min(n, start + bs)).numpy(), torch.device("cpu"))
+            )
     return time.perf_counter() - t0, model
 
 
@@ -86,7 +89,7 @@ def _bare_main(config: str) -> None:
     from harness.device import resolve_runtime
 
     cfg = load_experiment(config)
-    resolve_runtime(cfg.engine)                  # the same thread settings as the harness
+    resolve_runtime(cfg.engine)  # the same thread settings as the harness
     data = build(resolve(cfg.task), Path(cfg.runs_dir) / "data")
     seconds, _ = bare_loop(cfg, data, cfg.train.steps)
     print(json.dumps({"inner_seconds": seconds}))
@@ -134,8 +137,11 @@ def main() -> None:
 
         def write(steps: int) -> Path:
             d = cfg.to_dict()
-            d["train"].update(steps=steps, log_every=max(1, steps // 100),
-                              lr_warmup_steps=min(steps, d["train"]["lr_warmup_steps"]))
+            d["train"].update(
+                steps=steps,
+                log_every=max(1, steps // 100),
+                lr_warmup_steps=min(steps, d["train"]["lr_warmup_steps"]),
+            )
             path = tmp / f"bench-{steps}.yaml"
             path.write_text(yaml.safe_dump(d, sort_keys=False))
             return path
@@ -156,27 +162,41 @@ def main() -> None:
         bare_cmd = [py, "-m", "harness.bench.engine_overhead", "--bare", str(config)]
         for i in range(args.repeats):
             bare.append(_timed(bare_cmd, env))
-            harness.append(_timed([*rbench, "run", str(config), "--no-progress",
-                                   "--run-dir", str(tmp / f"harness-{i}")], env))
+            harness.append(
+                _timed(
+                    [*rbench, "run", str(config), "--no-progress", "--run-dir", str(tmp / f"harness-{i}")],
+                    env,
+                )
+            )
         bare.append(_timed(bare_cmd, env))
 
     import torch
     from models import build_model
+
     n_params = build_model(cfg.model, data["train"].meta).num_parameters()
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     wall_b, wall_h = [w for w, _ in bare], [w for w, _ in harness]
     # each harness run against the two bare runs around it: the spread shows the machine's noise
     pairs = [h / ((wall_b[i] + wall_b[i + 1]) / 2) for i, h in enumerate(wall_h)]
     print(f"config: {args.config} {' '.join(args.overrides)}")
-    print(f"model: {cfg.model.arch}  params: {n_params:,}  steps: {steps}  batch: {cfg.train.batch_size}  "
-          f"threads: {torch.get_num_threads()}  log every {max(1, steps // 100)} steps")
-    print(f"bare PyTorch loop, wall s: {', '.join(f'{t:.1f}' for t in wall_b)}  mean {mean(wall_b):.1f}  "
-          f"(CPU s mean {mean([c for _, c in bare]):.1f})")
-    print(f"rbench run (DeepSpeed + MLflow + checkpoint), wall s: {', '.join(f'{t:.1f}' for t in wall_h)}  "
-          f"mean {mean(wall_h):.1f}  (CPU s mean {mean([c for _, c in harness]):.1f})")
+    print(
+        f"model: {cfg.model.arch}  params: {n_params:,}  steps: {steps}  batch: {cfg.train.batch_size}  "
+        f"threads: {torch.get_num_threads()}  log every {max(1, steps // 100)} steps"
+    )
+    print(
+        f"bare PyTorch loop, wall s: {', '.join(f'{t:.1f}' for t in wall_b)}  mean {mean(wall_b):.1f}  "
+        f"(CPU s mean {mean([c for _, c in bare]):.1f})"
+    )
+    print(
+        f"rbench run (DeepSpeed + MLflow + checkpoint), wall s: {', '.join(f'{t:.1f}' for t in wall_h)}  "
+        f"mean {mean(wall_h):.1f}  (CPU s mean {mean([c for _, c in harness]):.1f})"
+    )
     print(f"ratio per harness run (vs the bare runs either side): {', '.join(f'{r:.3f}' for r in pairs)}")
-    print(f"ratio harness/bare: means {mean(wall_h) / mean(wall_b):.3f}, median per run "
-          f"{statistics.median(pairs):.3f}")
+    print(
+        f"ratio harness/bare: means {mean(wall_h) / mean(wall_b):.3f}, median per run "
+        f"{statistics.median(pairs):.3f}"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ fp32 torch.matmul, and prints each model's achieved FLOP/s as a fraction of it.
     python -m harness.bench.models_throughput [--batch 4] [--steps 3] [--warmup 1] [--threads N]
                                               [--matmul 2048] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,13 @@ MODELS = {
 
 def matmul_flops_per_s(n: int, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)                                  # warm-up
+    torch.matmul(a, b)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int = 0) -> dict:
@@ -66,13 +67,19 @@ def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int
             times.append(time.perf_counter() - t)
     step_s = sum(times) / len(times)
     flops = model.flops_per_example("train") * batch_size
-    return {"parameters": model.num_parameters(), "effective_depth": model.effective_depth(),
-            "train_flops_per_step": flops, "step_s": step_s, "flops_per_s": flops / step_s}
+    return {
+        "parameters": model.num_parameters(),
+        "effective_depth": model.effective_depth(),
+        "train_flops_per_step": flops,
+        "step_s": step_s,
+        "flops_per_s": flops / step_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.bench.models_throughput",
-                                 description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m harness.bench.models_throughput", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3, help="timed training steps per model")
     ap.add_argument("--warmup", type=int, default=1)
@@ -85,28 +92,43 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     peak_before = matmul_flops_per_s(args.matmul)
-    rows = {name: time_training_steps(MODELS[name], args.batch, args.steps, args.warmup)
-            for name in args.models}
+    rows = {
+        name: time_training_steps(MODELS[name], args.batch, args.steps, args.warmup) for name in args.models
+    }
     peak_after = matmul_flops_per_s(args.matmul)
-    peak = max(peak_before, peak_after)         # both measured; the better one is the reference
+    peak = max(peak_before, peak_after)  # both measured; the better one is the reference
     for r in rows.values():
         r["fraction_of_matmul"] = r["flops_per_s"] / peak
-    result = {"threads": torch.get_num_threads(), "batch": args.batch, "steps": args.steps,
-              "matmul_n": args.matmul, "matmul_flops_per_s": peak,
-              "matmul_flops_per_s_before_after": [peak_before, peak_after], "models": rows}
+    result = {
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "steps": args.steps,
+        "matmul_n": args.matmul,
+        "matmul_flops_per_s": peak,
+        "matmul_flops_per_s_before_after": [peak_before, peak_after],
+        "models": rows,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"torch {torch.__version__}, {result['threads']} thread(s), batch {args.batch}, "
-          f"{args.steps} timed steps after {args.warmup} warm-up")
-    print(f"fp32 matmul {args.matmul}^3: {peak / 1e9:.1f} GFLOP/s "
-          f"(before {peak_before / 1e9:.1f}, after {peak_after / 1e9:.1f})")
-    print(f"{'model':16s} {'params':>11s} {'depth':>5s} {'GFLOP/step':>11s} {'s/step':>8s} "
-          f"{'GFLOP/s':>8s} {'/matmul':>8s}")
+    print(
+        f"torch {torch.__version__}, {result['threads']} thread(s), batch {args.batch}, "
+        f"{args.steps} timed steps after {args.warmup} warm-up"
+    )
+    print(
+        f"fp32 matmul {args.matmul}^3: {peak / 1e9:.1f} GFLOP/s "
+        f"(before {peak_before / 1e9:.1f}, after {peak_after / 1e9:.1f})"
+    )
+    print(
+        f"{'model':16s} {'params':>11s} {'depth':>5s} {'GFLOP/step':>11s} {'s/step':>8s} "
+        f"{'GFLOP/s':>8s} {'/matmul':>8s}"
+    )
     for name, r in rows.items():
-        print(f"{name:16s} {r['parameters']:11,d} {r['effective_depth']:5d} "
-              f"{r['train_flops_per_step'] / 1e9:11.1f} {r['step_s']:8.3f} "
-              f"{r['flops_per_s'] / 1e9:8.1f} {r['fraction_of_matmul']:8.2f}")
+        print(
+            f"{name:16s} {r['parameters']:11,d} {r['effective_depth']:5d} "
+            f"{r['train_flops_per_step'] / 1e9:11.1f} {r['step_s']:8.3f} "
+            f"{r['flops_per_s'] / 1e9:8.1f} {r['fraction_of_matmul']:8.2f}"
+        )
     return 0
 
 

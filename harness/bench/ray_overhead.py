@@ -19,6 +19,7 @@ and per sweep the wall time and the aggregate training throughput, with the rati
 
     python -m harness.bench.ray_overhead [--steps 300] [--runs-dir runs/bench-ray] [key=value ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,20 +50,41 @@ def _probe():
     return TrialStarts()
 
 
-def run_one(runs_dir: Path, name: str, concurrency: int, steps: int, overrides: list[str],
-            in_trial: bool = True, n_trials: int = 4) -> dict:
+def run_one(
+    runs_dir: Path,
+    name: str,
+    concurrency: int,
+    steps: int,
+    overrides: list[str],
+    in_trial: bool = True,
+    n_trials: int = 4,
+) -> dict:
     from harness.sweep import load_spec, run_sweep
     from harness.tracking import client
     from harness.tracking.sweep import trial_runs
 
-    spec = {"name": name, "experiment": str(BASE), "runs_dir": str(runs_dir),
-            "overrides": [f"train.steps={steps}", f"train.log_every={LOG_EVERY}",
-                          "train.eval_every=0", "train.checkpoint_every=0",
-                          "train.eval_examples=32", *overrides],
-            "space": {"train.lr": {"type": "categorical",
-                                   "values": [round(0.002 + 0.0005 * i, 6) for i in range(n_trials)]}},
-            "seeds": [0], "max_concurrency": concurrency,
-            "resources": {"workers": 1, "cpus_per_worker": 1, "train_in_trial": in_trial}}
+    spec = {
+        "name": name,
+        "experiment": str(BASE),
+        "runs_dir": str(runs_dir),
+        "overrides": [
+            f"train.steps={steps}",
+            f"train.log_every={LOG_EVERY}",
+            "train.eval_every=0",
+            "train.checkpoint_every=0",
+            "train.eval_examples=32",
+            *overrides,
+        ],
+        "space": {
+            "train.lr": {
+                "type": "categorical",
+                "values": [round(0.002 + 0.0005 * i, 6) for i in range(n_trials)],
+            }
+        },
+        "seeds": [0],
+        "max_concurrency": concurrency,
+        "resources": {"workers": 1, "cpus_per_worker": 1, "train_in_trial": in_trial},
+    }
     path = runs_dir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     probe = _probe()
@@ -70,8 +92,7 @@ def run_one(runs_dir: Path, name: str, concurrency: int, steps: int, overrides: 
     summary = run_sweep(path, callbacks=[probe])
     wall = time.time() - t0
     if summary["counts"]["done"] != n_trials:
-        raise SystemExit(f"bench sweep {name} did not finish its {n_trials} trials: "
-                         f"{summary['counts']}")
+        raise SystemExit(f"bench sweep {name} did not finish its {n_trials} trials: {summary['counts']}")
 
     sw = load_spec(path)
     state = json.loads((sw.sweep_dir / "sweep.json").read_text())
@@ -88,20 +109,35 @@ def run_one(runs_dir: Path, name: str, concurrency: int, steps: int, overrides: 
         info = json.loads((tdir / "trial.json").read_text())
         entered = info["entered"]
         worker = json.loads((tdir / "workers" / "rank0" / "worker.json").read_text())["started"]
-        trials.append({"number": number, "overhead_s": first_step - probe.started[number],
-                       "actor_s": entered - probe.started[number], "job_s": worker - entered,
-                       "engine_s": first_step - worker, "pid": info["pid"],
-                       "train_start": first_step, "train_end": hist[-1].timestamp / 1000,
-                       "examples_per_s": statistics.median(rates[1:] or rates)})
+        trials.append(
+            {
+                "number": number,
+                "overhead_s": first_step - probe.started[number],
+                "actor_s": entered - probe.started[number],
+                "job_s": worker - entered,
+                "engine_s": first_step - worker,
+                "pid": info["pid"],
+                "train_start": first_step,
+                "train_end": hist[-1].timestamp / 1000,
+                "examples_per_s": statistics.median(rates[1:] or rates),
+            }
+        )
     seen: set[int] = set()
     for t in sorted(trials, key=lambda t: t["train_start"]):
         t["reused"] = t["pid"] in seen and in_trial
         seen.add(t["pid"])
     batch = sw.base.train.batch_size
-    return {"name": name, "concurrency": concurrency, "wall_s": wall, "trials": trials,
-            # all examples trained / the time during which at least one trial was training
-            "aggregate_examples_per_s": n_trials * steps * batch / _union(
-                [(t["train_start"], t["train_end"]) for t in trials])}
+    return {
+        "name": name,
+        "concurrency": concurrency,
+        "wall_s": wall,
+        "trials": trials,
+        # all examples trained / the time during which at least one trial was training
+        "aggregate_examples_per_s": n_trials
+        * steps
+        * batch
+        / _union([(t["train_start"], t["train_end"]) for t in trials]),
+    }
 
 
 def _union(intervals: list[tuple[float, float]]) -> float:
@@ -114,8 +150,7 @@ def _union(intervals: list[tuple[float, float]]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300, help="training steps per trial")
     ap.add_argument("--trials", type=int, default=4, help="trials per sweep (>= 2)")
     ap.add_argument("--runs-dir", default=str(REPO / "runs" / "bench-ray"))
@@ -135,43 +170,59 @@ def main() -> None:
     # two 1-CPU workers plus two drivers must fit at once (what `rbench sweep` sizes a local Ray to).
     ensure_ray(args.address, runs_dir=runs_dir, num_cpus=(os.cpu_count() or 1) + 1)
     import ray
-    print(f"Ray resources: {ray.cluster_resources().get('CPU', 0):g} CPUs; "
-          f"{args.steps} steps per trial; base {BASE.relative_to(REPO)}")
+
+    print(
+        f"Ray resources: {ray.cluster_resources().get('CPU', 0):g} CPUs; "
+        f"{args.steps} steps per trial; base {BASE.relative_to(REPO)}"
+    )
 
     n = max(2, args.trials)
-    results = [run_one(runs_dir, "bench-train-job", 1, args.steps, args.overrides, False, n),
-               run_one(runs_dir, "bench-serial", 1, args.steps, args.overrides, True, n),
-               run_one(runs_dir, "bench-parallel", 2, args.steps, args.overrides, True, n)]
+    results = [
+        run_one(runs_dir, "bench-train-job", 1, args.steps, args.overrides, False, n),
+        run_one(runs_dir, "bench-serial", 1, args.steps, args.overrides, True, n),
+        run_one(runs_dir, "bench-parallel", 2, args.steps, args.overrides, True, n),
+    ]
     print()
-    print(f"{'sweep':<18}{'trial':>6}{'overhead s':>12}{'actor':>8}{'job':>8}{'engine':>8}"
-          f"{'reused':>8}{'train ex/s':>12}")
+    print(
+        f"{'sweep':<18}{'trial':>6}{'overhead s':>12}{'actor':>8}{'job':>8}{'engine':>8}"
+        f"{'reused':>8}{'train ex/s':>12}"
+    )
     for r in results:
         for t in sorted(r["trials"], key=lambda t: t["number"]):
-            print(f"{r['name']:<18}{t['number']:>6}{t['overhead_s']:>12.1f}{t['actor_s']:>8.1f}"
-                  f"{t['job_s']:>8.1f}{t['engine_s']:>8.1f}{'yes' if t['reused'] else 'no':>8}"
-                  f"{t['examples_per_s']:>12.0f}")
+            print(
+                f"{r['name']:<18}{t['number']:>6}{t['overhead_s']:>12.1f}{t['actor_s']:>8.1f}"
+                f"{t['job_s']:>8.1f}{t['engine_s']:>8.1f}{'yes' if t['reused'] else 'no':>8}"
+                f"{t['examples_per_s']:>12.0f}"
+            )
     print()
     print(f"{'sweep':<18}{'concurrency':>12}{'wall s':>9}{'aggregate train ex/s':>22}")
     for r in results:
-        print(f"{r['name']:<18}{r['concurrency']:>12}{r['wall_s']:>9.1f}"
-              f"{r['aggregate_examples_per_s']:>22.0f}")
+        print(
+            f"{r['name']:<18}{r['concurrency']:>12}{r['wall_s']:>9.1f}{r['aggregate_examples_per_s']:>22.0f}"
+        )
     job, serial, parallel = results
     print()
     fresh = [t for r in (serial, parallel) for t in r["trials"] if not t["reused"]]
-    for label, group in (("train-job (before)", job["trials"]),
-                         ("in-trial", serial["trials"] + parallel["trials"]),
-                         ("in-trial, fresh actor", fresh)):
+    for label, group in (
+        ("train-job (before)", job["trials"]),
+        ("in-trial", serial["trials"] + parallel["trials"]),
+        ("in-trial, fresh actor", fresh),
+    ):
         over = [t["overhead_s"] for t in group]
         target = "  (target <= 5 s)" if label == "in-trial" else ""
-        print(f"per-trial overhead, {label} (trial start -> first step): median "
-              f"{statistics.median(over):.1f}s, min {min(over):.1f}s, max {max(over):.1f}s "
-              f"({len(over)} trials){target}")
-    print(f"2 concurrent vs 1 (in-trial): aggregate training throughput x"
-          f"{parallel['aggregate_examples_per_s'] / serial['aggregate_examples_per_s']:.2f} "
-          f"(target >= 1.85), "
-          f"sweep wall time x{parallel['wall_s'] / serial['wall_s']:.2f} "
-          f"(trials/hour {3600 * n / serial['wall_s']:.0f} -> {3600 * n / parallel['wall_s']:.0f}; "
-          f"train-job serial {3600 * n / job['wall_s']:.0f})")
+        print(
+            f"per-trial overhead, {label} (trial start -> first step): median "
+            f"{statistics.median(over):.1f}s, min {min(over):.1f}s, max {max(over):.1f}s "
+            f"({len(over)} trials){target}"
+        )
+    print(
+        f"2 concurrent vs 1 (in-trial): aggregate training throughput x"
+        f"{parallel['aggregate_examples_per_s'] / serial['aggregate_examples_per_s']:.2f} "
+        f"(target >= 1.85), "
+        f"sweep wall time x{parallel['wall_s'] / serial['wall_s']:.2f} "
+        f"(trials/hour {3600 * n / serial['wall_s']:.0f} -> {3600 * n / parallel['wall_s']:.0f}; "
+        f"train-job serial {3600 * n / job['wall_s']:.0f})"
+    )
     ray.shutdown()
 
 

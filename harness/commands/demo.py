@@ -5,6 +5,7 @@ depth task, every trial at the same training-FLOPs budget) through Ray Tune + Op
 child run per trial, then renders the scaling report from MLflow into <sweep folder>/report/
 (report.html with figures and fits, report.md, runs.csv, runs.parquet).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,12 @@ DEMO_SPEC = Path(__file__).resolve().parents[2] / "sweeps" / "demo.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the demo study and write its report",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "demo",
+        help="run the demo study and write its report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--spec", type=Path, default=DEMO_SPEC, help="sweep spec (default: sweeps/demo.yaml)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo sweep")
     p.set_defaults(func=main)
@@ -29,8 +34,9 @@ def main(args: argparse.Namespace) -> int:
     resume = args.resume or (sw.sweep_dir / "sweep.json").exists()
     summary = run_sweep(args.spec, resume=resume)
     print(format_status(summary))
-    files = write_report(str(args.spec), summary,
-                         title="rbench demo: recursion vs parameters at equal training FLOPs")
+    files = write_report(
+        str(args.spec), summary, title="rbench demo: recursion vs parameters at equal training FLOPs"
+    )
     if files is not None:
         print(files.markdown.read_text())
     return 0

@@ -7,6 +7,7 @@ the task's shape (seq_len, vocab_size, puzzle identifiers) comes from `benchmark
 without building any data. `--seq-len/--vocab-size/--puzzle-identifiers` override those facts
 (e.g. to size a model for a task that is not registered).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,13 +18,17 @@ from harness.errors import ConfigError, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("model", help="inspect models without training",
-                       description="Inspect models without training.")
+    p = sub.add_parser(
+        "model", help="inspect models without training", description="Inspect models without training."
+    )
     msub = p.add_subparsers(dest="model_command", required=True, metavar="SUBCOMMAND")
-    s = msub.add_parser("summary", help="parameters, effective depth and FLOPs of a config's model",
-                        description="Parameters, effective depth and analytic FLOPs per example per "
-                                    "supervision step of the model CONFIG builds, without training. "
-                                    "e.g. `rbench model summary exp.yaml model.n=4 --json`")
+    s = msub.add_parser(
+        "summary",
+        help="parameters, effective depth and FLOPs of a config's model",
+        description="Parameters, effective depth and analytic FLOPs per example per "
+        "supervision step of the model CONFIG builds, without training. "
+        "e.g. `rbench model summary exp.yaml model.n=4 --json`",
+    )
     s.add_argument("config", help="experiment YAML file")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     s.add_argument("--json", action="store_true", help="print one JSON object")
@@ -43,21 +48,30 @@ def task_meta(cfg, source: str, args: argparse.Namespace | None = None):
             raise UserError(f"--{k.replace('_', '-')}: expected a positive integer, got {v}")
     if o["seq_len"] is not None and o["vocab_size"] is not None:
         # the shape is fully given: no need for the registry (or for the task to be registered)
-        return DatasetMeta(task=cfg.task.name, seq_len=o["seq_len"], vocab_size=o["vocab_size"],
-                           num_puzzle_identifiers=o["puzzle_identifiers"] or 1)
+        return DatasetMeta(
+            task=cfg.task.name,
+            seq_len=o["seq_len"],
+            vocab_size=o["vocab_size"],
+            num_puzzle_identifiers=o["puzzle_identifiers"] or 1,
+        )
     try:
         from benchmarks.registry import resolve
     except ModuleNotFoundError as e:
         if e.name not in ("benchmarks.registry", "benchmarks"):
             raise
-        raise UserError("the task registry (benchmarks.registry) is not installed: give the "
-                        "task's shape with --seq-len and --vocab-size [--puzzle-identifiers]") from None
+        raise UserError(
+            "the task registry (benchmarks.registry) is not installed: give the "
+            "task's shape with --seq-len and --vocab-size [--puzzle-identifiers]"
+        ) from None
     try:
         meta = resolve(cfg.task).meta
     except ConfigError as e:
         raise e.with_source(source) from None
-    update = {"seq_len": o["seq_len"], "vocab_size": o["vocab_size"],
-              "num_puzzle_identifiers": o["puzzle_identifiers"]}
+    update = {
+        "seq_len": o["seq_len"],
+        "vocab_size": o["vocab_size"],
+        "num_puzzle_identifiers": o["puzzle_identifiers"],
+    }
     return replace(meta, **{k: v for k, v in update.items() if v is not None})
 
 
@@ -112,14 +126,19 @@ def render(s: dict) -> str:
         f"task:             {s['task']}  seq_len={s['seq_len']} (+{s['prefix_len']} prefix) "
         f"vocab={s['vocab_size']}",
         f"parameters:       {s['parameters']:,}"
-        + (f"  (+ puzzle-embedding table {s['puzzle_embedding_rows']:,} x "
-           f"{s['puzzle_embedding_dim']} = {s['puzzle_embedding_entries']:,} entries, not counted)"
-           if s["puzzle_embedding_entries"] else ""),
+        + (
+            f"  (+ puzzle-embedding table {s['puzzle_embedding_rows']:,} x "
+            f"{s['puzzle_embedding_dim']} = {s['puzzle_embedding_entries']:,} entries, not counted)"
+            if s["puzzle_embedding_entries"]
+            else ""
+        ),
     ]
     if "match_target_parameters" in s:
-        lines.append(f"matched to:       {s['match_target_parameters']:,} "
-                     f"(x{m['match_multiple']:g} of {m['match_params']:,}; "
-                     f"by {m['size_by']}; ratio {s['match_ratio']:.3f})")
+        lines.append(
+            f"matched to:       {s['match_target_parameters']:,} "
+            f"(x{m['match_multiple']:g} of {m['match_params']:,}; "
+            f"by {m['size_by']}; ratio {s['match_ratio']:.3f})"
+        )
     lines += [
         f"effective depth:  {s['effective_depth']} blocks per supervision step "
         f"(up to {s['halt_max_steps']} steps)",

@@ -1,4 +1,5 @@
 """`rbench sweep SPEC [--resume]` runs a sweep; `rbench sweep status SPEC|SWEEP_DIR` reports it."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,20 +9,31 @@ import os
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "sweep", help="run a Ray Tune + Optuna sweep, or show its status",
-        usage="rbench sweep SPEC [--resume] [--address ADDR] [-v]\n       rbench sweep status SPEC|SWEEP_DIR [--json]",
+        "sweep",
+        help="run a Ray Tune + Optuna sweep, or show its status",
+        usage="rbench sweep SPEC [--resume] [--address ADDR] [-v] [--no-report]\n"
+        "       rbench sweep status SPEC|SWEEP_DIR [--json]",
         description="Run the sweep a spec in sweeps/ describes (Ray Tune trials driven by a persisted "
-                    "Optuna study, one MLflow child run per trial), or show how far it got. After the "
-                    "driver was stopped, `--resume` continues the same study.")
+        "Optuna study, one MLflow child run per trial), or show how far it got. After the "
+        "driver was stopped, `--resume` continues the same study.",
+    )
     p.add_argument("target", nargs="+", metavar="SPEC", help="sweep spec YAML, or: status SPEC|DIR")
     p.add_argument("--resume", action="store_true", help="continue the sweep of this spec")
-    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or "
-                   "a local Ray)")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)"
+    )
     p.add_argument("--json", action="store_true", help="status: print JSON")
-    p.add_argument("-v", "--verbose", action="store_true", help="also show Ray's and Tune's own "
-                   "output (otherwise kept in <sweep folder>/ray.log)")
-    p.add_argument("--no-report", action="store_true", help="do not write the scaling report "
-                   "(<sweep folder>/report/report.html) at the end")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show Ray's and Tune's own output (otherwise kept in <sweep folder>/ray.log)",
+    )
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write the scaling report (<sweep folder>/report/report.html) at the end",
+    )
     p.set_defaults(func=main)
 
 
@@ -38,13 +50,16 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if len(target) != 1:
         raise UserError("usage: rbench sweep SPEC [--resume]  (one spec at a time)")
-    summary = run_sweep(target[0], resume=args.resume, verbose=args.verbose,
-                        address=args.address or os.environ.get("RAY_ADDRESS"))
+    summary = run_sweep(
+        target[0],
+        resume=args.resume,
+        verbose=args.verbose,
+        address=args.address or os.environ.get("RAY_ADDRESS"),
+    )
     print(format_status(summary))
     if not args.no_report:
         write_report(target[0], summary)
-    return 0 if summary["counts"]["done"] + summary["counts"]["stopped"] > 0 or \
-        not summary["trials"] else 1
+    return 0 if summary["counts"]["done"] + summary["counts"]["stopped"] > 0 or not summary["trials"] else 1
 
 
 def write_report(spec_path: str, summary: dict, title: str | None = None):
@@ -59,8 +74,12 @@ def write_report(spec_path: str, summary: dict, title: str | None = None):
     sw = load_spec(spec_path)
     if not sw.base.tracking.enabled or not summary.get("trials"):
         return None
-    files = build_report(resolve_uri(sw.base), Path(sw.sweep_dir) / "report",
-                         experiment=sw.base.tracking.experiment, sweep=summary["sweep_id"],
-                         title=title)
+    files = build_report(
+        resolve_uri(sw.base),
+        Path(sw.sweep_dir) / "report",
+        experiment=sw.base.tracking.experiment,
+        sweep=summary["sweep_id"],
+        title=title,
+    )
     print(f"report: {files.html}\nsummary: {files.markdown}\nrun table: {files.csv} {files.parquet}")
     return files

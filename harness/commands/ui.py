@@ -7,6 +7,7 @@ table. With `--optuna`, an optuna-dashboard per sweep study storage (`<runs-dir>
 the next ports. Servers bind 127.0.0.1 unless `--host` says otherwise. Prints the URLs; Ctrl-C
 stops everything (exit 0); so does SIGTERM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,26 +26,48 @@ START_TIMEOUT_S = 120.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ui", help="the MLflow UI (and optuna-dashboard) on the runs",
-                       description="Serve the MLflow UI on the runs folder's tracking store and, "
-                                   "with --optuna, optuna-dashboard on the sweeps' studies. "
-                                   "Ctrl-C stops them.")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"),
-                   help="the runs folder (default: runs)")
-    p.add_argument("--uri", default=None, help="tracking URI (default: MLFLOW_TRACKING_URI, else "
-                                               "sqlite:///<runs-dir>/mlflow.db)")
+    p = sub.add_parser(
+        "ui",
+        help="the MLflow UI (and optuna-dashboard) on the runs",
+        description="Serve the MLflow UI on the runs folder's tracking store and, "
+        "with --optuna, optuna-dashboard on the sweeps' studies. "
+        "Ctrl-C stops them.",
+    )
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="the runs folder (default: runs)")
+    p.add_argument(
+        "--uri",
+        default=None,
+        help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<runs-dir>/mlflow.db)",
+    )
     p.add_argument("--port", type=int, default=5000, help="MLflow UI port (default 5000)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="interface to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--optuna", action="store_true",
-                   help="also serve optuna-dashboard on each sweep's study (ports after --port)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument(
+        "--optuna",
+        action="store_true",
+        help="also serve optuna-dashboard on each sweep's study (ports after --port)",
+    )
     p.set_defaults(func=main)
 
 
 def mlflow_command(uri: str, runs_dir: Path, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-            "--artifacts-destination", (runs_dir.resolve() / "mlartifacts").as_uri(),
-            "--host", host, "--port", str(port), "--workers", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--artifacts-destination",
+        (runs_dir.resolve() / "mlartifacts").as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
 
 
 def study_storages(runs_dir: Path) -> list[str]:
@@ -73,8 +96,9 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = START_TIMEO
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise UserError(f"{url}: the server exited (code {proc.returncode}) before answering; "
-                            "is the port in use?")
+            raise UserError(
+                f"{url}: the server exited (code {proc.returncode}) before answering; is the port in use?"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
@@ -92,8 +116,9 @@ def _check_free(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as e:
-            raise UserError(f"--port: {host}:{port} is not free ({e.strerror}); pick another "
-                            "with --port") from None
+            raise UserError(
+                f"--port: {host}:{port} is not free ({e.strerror}); pick another with --port"
+            ) from None
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -112,7 +137,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             pass
         try:
-            os.killpg(p.pid, signal.SIGKILL)    # the group: workers a server left behind
+            os.killpg(p.pid, signal.SIGKILL)  # the group: workers a server left behind
         except (ProcessLookupError, PermissionError):
             pass
         p.wait()
@@ -140,24 +165,39 @@ def main(args: argparse.Namespace) -> int:
     if args.optuna and not storages:
         raise UserError(f"--optuna: no sweep under {runs_dir}/sweeps (run `rbench sweep SPEC` first)")
     for port in range(args.port, args.port + 1 + len(storages)):
-        _check_free(args.host, port)           # before touching the store
+        _check_free(args.host, port)  # before touching the store
     tag_experiments(uri, runs_dir)
 
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-           "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
+    }
     servers = [("MLflow", mlflow_command(uri, runs_dir, args.host, args.port), args.port)]
     for i, storage in enumerate(storages, start=1):
-        servers.append((f"Optuna ({storage})",
-                        [sys.executable, "-c", "from optuna_dashboard._cli import main; main()",
-                         storage, "--host", args.host, "--port", str(args.port + i), "--quiet"],
-                        args.port + i))
+        servers.append(
+            (
+                f"Optuna ({storage})",
+                [
+                    sys.executable,
+                    "-c",
+                    "from optuna_dashboard._cli import main; main()",
+                    storage,
+                    "--host",
+                    args.host,
+                    "--port",
+                    str(args.port + i),
+                    "--quiet",
+                ],
+                args.port + i,
+            )
+        )
     procs: list[subprocess.Popen] = []
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     try:
         for _, cmd, _ in servers:
             # Their own logs go to stderr: stdout carries only the URLs.
-            procs.append(subprocess.Popen(cmd, env=env, stdout=sys.stderr.fileno(),
-                                          start_new_session=True))
+            procs.append(subprocess.Popen(cmd, env=env, stdout=sys.stderr.fileno(), start_new_session=True))
         for (name, _, port), proc in zip(servers, procs):
             url = f"http://{shown}:{port}/"
             wait_until_up(url, proc)

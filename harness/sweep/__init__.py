@@ -18,13 +18,22 @@ Where things live (all under <runs_dir>/sweeps/<name>/, the "sweep folder"):
     trials/trial_NNNNN/   one folder per Optuna trial number: worker scratch, Ray Train storage
     ray.log               Ray's and Tune's own log lines (shown on the console with -v)
 """
+
 from __future__ import annotations
 
 _EXPORTS = {
-    "load_spec": "spec", "trial_config": "point", "SweepSpec": "spec", "LoadedSweep": "spec",
-    "run_sweep": "driver", "status": "summary", "format_status": "summary",
-    "resolve_sweep_dir": "summary", "open_storage": "state", "FlopsBudget": "schedule",
-    "make_sampler": "search", "StudySearcher": "search",
+    "load_spec": "spec",
+    "trial_config": "point",
+    "SweepSpec": "spec",
+    "LoadedSweep": "spec",
+    "run_sweep": "driver",
+    "status": "summary",
+    "format_status": "summary",
+    "resolve_sweep_dir": "summary",
+    "open_storage": "state",
+    "FlopsBudget": "schedule",
+    "make_sampler": "search",
+    "StudySearcher": "search",
 }
 
 

@@ -10,6 +10,7 @@ Ray's and Tune's own output (Tune's trial table, Train controller and worker lin
 warnings) goes to <sweep folder>/ray.log instead (see `quiet_ray`); `rbench sweep -v` keeps it on
 the console.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,7 +40,7 @@ class ConsoleReporter(Callback):
 
     def __init__(self, *, sweep_dir: str, total: int, metric: str, mode: str, out=None):
         self.sweep_dir, self.total, self.metric, self.mode = str(sweep_dir), total, metric, mode
-        self.out = out              # None: sys.stdout (this object is pickled with the Tuner)
+        self.out = out  # None: sys.stdout (this object is pickled with the Tuner)
         self.t0, self.done = time.time(), 0
         self.started: dict[str, float] = {}
         self.last_step: dict[str, float] = {}
@@ -54,7 +55,7 @@ class ConsoleReporter(Callback):
         try:
             c = status(self.sweep_dir)["counts"]
             self.done = c["done"] + c["stopped"] + c["failed"]
-        except Exception:   # noqa: BLE001 - progress is cosmetic
+        except Exception:  # noqa: BLE001 - progress is cosmetic
             self.done = 0
 
     def _line(self, text: str) -> None:
@@ -74,8 +75,7 @@ class ConsoleReporter(Callback):
         self._line(f"{self._number(trial):<5} started    {fam}seed={cfg.get('seed')} {params}")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self._line(f"{self._number(trial):<5} restarting from its last checkpoint "
-                   "(its process died)")
+        self._line(f"{self._number(trial):<5} restarting from its last checkpoint (its process died)")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if TrialOutcome.from_report(result) is not None or self.metric not in result:
@@ -84,8 +84,10 @@ class ConsoleReporter(Callback):
         if self.last_step.get(trial.trial_id) == step:
             return
         self.last_step[trial.trial_id] = step
-        self._line(f"{self._number(trial):<5} evaluated  step {int(step or 0)}  "
-                   f"{self.metric}={result[self.metric]:.4f}")
+        self._line(
+            f"{self._number(trial):<5} evaluated  step {int(step or 0)}  "
+            f"{self.metric}={result[self.metric]:.4f}"
+        )
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
@@ -93,39 +95,43 @@ class ConsoleReporter(Callback):
         took = time.time() - self.started.get(trial.trial_id, time.time())
         num = self._number(trial)
         if outcome is None:
-            self._line(f"{num:<5} stopped    early (scheduler or budget) at step "
-                       f"{int(last.get('step') or 0)}")
+            self._line(
+                f"{num:<5} stopped    early (scheduler or budget) at step {int(last.get('step') or 0)}"
+            )
         elif not outcome.ok:
             self._line(f"{num:<5} failed     {outcome.failure_reason}")
         else:
             value = outcome.metrics.get(self.metric)
             shown = f"{self.metric}={value:.4f}" if value is not None else "(no objective)"
-            self._line(f"{num:<5} finished   {shown}  flops={outcome.flops:.2e}  "
-                       f"({_fmt_time(took)})")
+            self._line(f"{num:<5} finished   {shown}  flops={outcome.flops:.2e}  ({_fmt_time(took)})")
             if value is not None:
-                better = self.best is None or (value > self.best[0] if self.mode == "max"
-                                               else value < self.best[0])
+                better = self.best is None or (
+                    value > self.best[0] if self.mode == "max" else value < self.best[0]
+                )
                 if better:
                     self.best = (value, int(num.lstrip("#")) if num.startswith("#") else -1)
         self._progress()
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._line(f"{self._number(trial):<5} failed     its process died (retries used up; "
-                   f"see {RAY_LOG} in the sweep folder)")
+        self._line(
+            f"{self._number(trial):<5} failed     its process died (retries used up; "
+            f"see {RAY_LOG} in the sweep folder)"
+        )
         self._progress()
 
     def _progress(self) -> None:
         self.done += 1
         self.finished_here += 1
         elapsed = time.time() - self.t0
-        best = (f"  best {self.metric} {self.best[0]:.4f} (#{self.best[1]})"
-                if self.best else "")
+        best = f"  best {self.metric} {self.best[0]:.4f} (#{self.best[1]})" if self.best else ""
         if self.total > 0:
             filled = min(BAR, round(BAR * self.done / self.total))
             left = max(0, self.total - self.done)
             eta = f"  ETA {_fmt_time(elapsed / self.finished_here * left)}"
-            self._line(f"[{'#' * filled}{'-' * (BAR - filled)}] {self.done}/{self.total} trials"
-                       f"{best}  elapsed {_fmt_time(elapsed)}{eta if left else ''}")
+            self._line(
+                f"[{'#' * filled}{'-' * (BAR - filled)}] {self.done}/{self.total} trials"
+                f"{best}  elapsed {_fmt_time(elapsed)}{eta if left else ''}"
+            )
         else:
             self._line(f"{self.done} trials{best}  elapsed {_fmt_time(elapsed)}")
 

@@ -10,6 +10,7 @@ Who owns which truth:
   id -> Optuna trial) is restored with it; what Tune never saved is re-adopted from the study.
 - A trial is identified everywhere by its Optuna trial number: folder, MLflow child run tags.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,14 @@ def trial_resources(spec) -> dict[str, float]:
     return dict(r.trial_driver)
 
 
-def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | None = None,
-              callbacks: list | None = None, verbose: bool = False) -> dict:
+def run_sweep(
+    spec_path: str | Path,
+    *,
+    resume: bool = False,
+    address: str | None = None,
+    callbacks: list | None = None,
+    verbose: bool = False,
+) -> dict:
     """Run (or, with resume, continue) a sweep to its end. Returns `status()`'s summary.
     `callbacks`: extra Ray Tune callbacks (e.g. timing probes in harness.bench.ray_overhead).
     The console shows one line per trial event and the sweep's progress; `verbose` adds Ray's
@@ -56,23 +63,25 @@ def run_sweep(spec_path: str | Path, *, resume: bool = False, address: str | Non
     spec, sweep_dir = sw.spec, sw.sweep_dir
     state = read_state(sweep_dir)
     if state and not resume:
-        raise UserError(f"sweep '{spec.name}' already exists in {sweep_dir}: pass --resume to "
-                        "continue it, or give the spec another name")
+        raise UserError(
+            f"sweep '{spec.name}' already exists in {sweep_dir}: pass --resume to "
+            "continue it, or give the spec another name"
+        )
     if resume and not state:
         raise UserError(f"--resume: no sweep '{spec.name}' in {sweep_dir}")
     if state and state["fingerprint"] != sw.fingerprint:
-        raise UserError(f"{sw.path}: the spec changed since sweep '{spec.name}' started; "
-                        "--resume needs the same spec (give a changed spec a new name)")
+        raise UserError(
+            f"{sw.path}: the spec changed since sweep '{spec.name}' started; "
+            "--resume needs the same spec (give a changed spec a new name)"
+        )
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if not verbose:
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # with verbose=0: no Tune table at all
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no Tune table at all
     with quiet_ray(sweep_dir, verbose):
-        return _run(sw, state, resume=resume, address=address, callbacks=callbacks,
-                    verbose=verbose)
+        return _run(sw, state, resume=resume, address=address, callbacks=callbacks, verbose=verbose)
 
 
-def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None,
-         verbose: bool) -> dict:
+def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None, verbose: bool) -> dict:
     import optuna
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
@@ -94,40 +103,70 @@ def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None
     need = spec.max_concurrency * float(res.get("cpu", res.get("CPU", 0.0)))
     if not trains_in_trial(spec):
         need += spec.max_concurrency * spec.resources.workers * spec.resources.cpus_per_worker
-    ensure_ray(address, runs_dir=sw.base.runs_dir, num_cpus=max(os.cpu_count() or 1, math.ceil(need)),
-               log_to_driver=verbose)
+    ensure_ray(
+        address,
+        runs_dir=sw.base.runs_dir,
+        num_cpus=max(os.cpu_count() or 1, math.ceil(need)),
+        log_to_driver=verbose,
+    )
 
     uri = runs.tracking_uri(sw.base)
     parent = None
     if uri:
-        parent = runs.start_parent(sw.base, sweep_id=sweep_id, sweep_name=spec.name,
-                                   sweep_dir=sweep_dir, spec=yaml.safe_load(sw.text),
-                                   run_id=state.get("parent_run_id") if state else None)
+        parent = runs.start_parent(
+            sw.base,
+            sweep_id=sweep_id,
+            sweep_name=spec.name,
+            sweep_dir=sweep_dir,
+            spec=yaml.safe_load(sw.text),
+            run_id=state.get("parent_run_id") if state else None,
+        )
     directions = ["maximize" if o.mode == "max" else "minimize" for o in spec.objectives]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=open_storage(sw.storage_url), study_name=sweep_id,
-                                directions=directions, load_if_exists=True)
+    study = optuna.create_study(
+        storage=open_storage(sw.storage_url), study_name=sweep_id, directions=directions, load_if_exists=True
+    )
     study.set_user_attr("sweep_dir", str(sweep_dir))
     if parent:
         study.set_user_attr("mlflow_parent_run_id", parent)
-    write_state(sweep_dir, {
-        "sweep_id": sweep_id, "name": spec.name, "spec": str(sw.path), "fingerprint": sw.fingerprint,
-        "storage": sw.storage_url, "parent_run_id": parent, "tracking_uri": uri,
-        "experiment": sw.base.tracking.experiment, "num_trials": sw.num_trials,
-        "created": (state or {}).get("created", time.time()),
-        "driver": {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()},
-    })
+    write_state(
+        sweep_dir,
+        {
+            "sweep_id": sweep_id,
+            "name": spec.name,
+            "spec": str(sw.path),
+            "fingerprint": sw.fingerprint,
+            "storage": sw.storage_url,
+            "parent_run_id": parent,
+            "tracking_uri": uri,
+            "experiment": sw.base.tracking.experiment,
+            "num_trials": sw.num_trials,
+            "created": (state or {}).get("created", time.time()),
+            "driver": {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()},
+        },
+    )
 
-    ctx = SweepContext(sweep_id=sweep_id, sweep_name=spec.name, sweep_dir=str(sweep_dir),
-                       base_data=sw.base_data, spec=spec.model_dump(mode="json"),
-                       parent_run_id=parent, tracking_uri=uri,
-                       experiment=sw.base.tracking.experiment)
+    ctx = SweepContext(
+        sweep_id=sweep_id,
+        sweep_name=spec.name,
+        sweep_dir=str(sweep_dir),
+        base_data=sw.base_data,
+        spec=spec.model_dump(mode="json"),
+        parent_run_id=parent,
+        tracking_uri=uri,
+        experiment=sw.base.tracking.experiment,
+    )
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), res)
     tune_path = sweep_dir / TUNE_NAME
 
     if resume and tune.Tuner.can_restore(str(tune_path)):
-        tuner = tune.Tuner.restore(str(tune_path), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False)
+        tuner = tune.Tuner.restore(
+            str(tune_path),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+        )
     else:
         searcher = StudySearcher(spec, study_name=sweep_id, storage_url=sw.storage_url)
         sch = spec.scheduler
@@ -135,10 +174,16 @@ def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None
             obj = next((o for o in spec.objectives if o.metric == sch.metric), spec.objectives[0])
             # stop_last_trials=False: a trial that reaches max_t is not cut off before its final
             # evaluation (its own train.steps / train.flops_budget ends it).
-            scheduler = SweepASHA(state_file=sweep_dir / ASHA_STATE, time_attr=sch.time_attr,
-                                  metric=sch.metric or obj.metric, mode=obj.mode, max_t=sch.max_t,
-                                  grace_period=sch.grace_period,
-                                  reduction_factor=sch.reduction_factor, stop_last_trials=False)
+            scheduler = SweepASHA(
+                state_file=sweep_dir / ASHA_STATE,
+                time_attr=sch.time_attr,
+                metric=sch.metric or obj.metric,
+                mode=obj.mode,
+                max_t=sch.max_t,
+                grace_period=sch.grace_period,
+                reduction_factor=sch.reduction_factor,
+                stop_last_trials=False,
+            )
         else:
             scheduler = FIFOScheduler()
         done_before = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
@@ -148,22 +193,34 @@ def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=scheduler, num_samples=num,
-                max_concurrent_trials=spec.max_concurrency, time_budget_s=spec.budget.wall_time,
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=num,
+                max_concurrent_trials=spec.max_concurrency,
+                time_budget_s=spec.budget.wall_time,
                 reuse_actors=trains_in_trial(spec),
-                trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+                trial_name_creator=_trial_name,
+                trial_dirname_creator=_trial_name,
+            ),
             run_config=tune.RunConfig(
-                name=TUNE_NAME, storage_path=str(sweep_dir),
+                name=TUNE_NAME,
+                storage_path=str(sweep_dir),
                 stop=FlopsStopper(spec.budget.flops) if spec.budget.flops else None,
                 # a trial whose process died reruns from its last checkpoint; deterministic
                 # failures are outcomes, not errors, so they are not retried
                 failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
-                callbacks=[close_runs_callback(uri, sw.base.tracking.experiment, sweep_id),
-                           ConsoleReporter(sweep_dir=str(sweep_dir), total=sw.num_trials,
-                                           metric=spec.objectives[0].metric,
-                                           mode=spec.objectives[0].mode),
-                           *(callbacks or [])],
-                verbose=1 if verbose else 0),
+                callbacks=[
+                    close_runs_callback(uri, sw.base.tracking.experiment, sweep_id),
+                    ConsoleReporter(
+                        sweep_dir=str(sweep_dir),
+                        total=sw.num_trials,
+                        metric=spec.objectives[0].metric,
+                        mode=spec.objectives[0].mode,
+                    ),
+                    *(callbacks or []),
+                ],
+                verbose=1 if verbose else 0,
+            ),
         )
     try:
         tuner.fit()

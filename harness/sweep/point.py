@@ -6,6 +6,7 @@ count: F's config is built from the base, F's `fixed` and the trial's SHARED val
 space keeps the base's values), its parameters are counted on torch's meta device (no data, no
 training: sizing.py), and the integer goes into model.match_params.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,13 +40,24 @@ def family_data(base_data: dict[str, Any], fixed: dict[str, Any]) -> dict[str, A
         keys = _model_keys(str(arch))
         if keys is not None:
             data = {**base_data, "model": {k: v for k, v in base_data["model"].items() if k in keys}}
-    overrides = [f"{k}={json.dumps(v)}" for k, v in fixed.items()
-                 if not (k == "model.match_params" and isinstance(v, dict))]
+    overrides = [
+        f"{k}={json.dumps(v)}"
+        for k, v in fixed.items()
+        if not (k == "model.match_params" and isinstance(v, dict))
+    ]
     return apply_overrides(data, overrides)
 
 
-def trial_config(base_data: dict[str, Any], spec: SweepSpec, family: str, params: dict[str, Any],
-                 seed: int, *, sweep_id: str, number: int) -> ExperimentConfig:
+def trial_config(
+    base_data: dict[str, Any],
+    spec: SweepSpec,
+    family: str,
+    params: dict[str, Any],
+    seed: int,
+    *,
+    sweep_id: str,
+    number: int,
+) -> ExperimentConfig:
     """The base experiment with `family`'s fixed overrides, one point of its space and one seed.
     `params` holds plain dotted keys (shared and the family's own)."""
     from harness.sweep.sizing import count_parameters
@@ -58,13 +70,19 @@ def trial_config(base_data: dict[str, Any], spec: SweepSpec, family: str, params
     if isinstance(ref, dict):
         other = spec.family_specs[ref["family"]]
         shared = {k: v for k, v in params.items() if k in spec.space}
-        ref_cfg = validate(apply_overrides(family_data(base_data, other.fixed),
-                                           [f"{k}={json.dumps(v)}" for k, v in shared.items()]),
-                           f"sweep {sweep_id} family {ref['family']} (sizing {family})")
+        ref_cfg = validate(
+            apply_overrides(
+                family_data(base_data, other.fixed), [f"{k}={json.dumps(v)}" for k, v in shared.items()]
+            ),
+            f"sweep {sweep_id} family {ref['family']} (sizing {family})",
+        )
         overrides.append(f"model.match_params={count_parameters(ref_cfg)}")
-    overrides += [f"seed={seed}", f"name={json.dumps(f'{sweep_id}-t{number:05d}')}",
-                  f"tracking.run_name={json.dumps(f'{sweep_id}/trial_{number:05d}')}"]
+    overrides += [
+        f"seed={seed}",
+        f"name={json.dumps(f'{sweep_id}-t{number:05d}')}",
+        f"tracking.run_name={json.dumps(f'{sweep_id}/trial_{number:05d}')}",
+    ]
     cfg = validate(apply_overrides(data, overrides), source)
     if isinstance(ref, dict):
-        count_parameters(cfg)   # the sizing rule raises ConfigError when no size fits
+        count_parameters(cfg)  # the sizing rule raises ConfigError when no size fits
     return cfg

@@ -1,6 +1,7 @@
 """The MLflow side of a sweep: one parent run per sweep, one child run per trial, closed with the
 trial's outcome. The only module of harness/sweep that calls into tracking (harness.tracking,
 harness.tracking.sweep)."""
+
 from __future__ import annotations
 
 import json
@@ -25,30 +26,57 @@ def tracking_uri(cfg: ExperimentConfig) -> str | None:
     return uri
 
 
-def start_parent(cfg: ExperimentConfig, *, sweep_id: str, sweep_name: str, sweep_dir: Path,
-                 spec: dict[str, Any], run_id: str | None) -> str:
+def start_parent(
+    cfg: ExperimentConfig,
+    *,
+    sweep_id: str,
+    sweep_name: str,
+    sweep_dir: Path,
+    spec: dict[str, Any],
+    run_id: str | None,
+) -> str:
     from harness.tracking.sweep import start_parent_run
 
-    return start_parent_run(cfg, sweep_id=sweep_id, sweep_name=sweep_name, sweep_dir=sweep_dir,
-                            spec=spec, run_id=run_id)
+    return start_parent_run(
+        cfg, sweep_id=sweep_id, sweep_name=sweep_name, sweep_dir=sweep_dir, spec=spec, run_id=run_id
+    )
 
 
 def end_parent(uri: str, run_id: str, *, interrupted: bool, summary: dict | None = None) -> None:
     from harness.tracking.sweep import end_run
 
-    if interrupted:   # leave it resumable; mark why it is not running
-        end_run(uri, run_id, status="KILLED", tags={
-            T.STOP_TAG: "driver interrupted: rbench sweep SPEC --resume continues"})
+    if interrupted:  # leave it resumable; mark why it is not running
+        end_run(
+            uri,
+            run_id,
+            status="KILLED",
+            tags={T.STOP_TAG: "driver interrupted: rbench sweep SPEC --resume continues"},
+        )
         return
-    end_run(uri, run_id, status="FINISHED",
-            metrics={f"trials_{k}": v for k, v in summary["counts"].items()},
-            tags={T.BEST_TAG: json.dumps(summary["best"])[:5000]})
+    end_run(
+        uri,
+        run_id,
+        status="FINISHED",
+        metrics={f"trials_{k}": v for k, v in summary["counts"].items()},
+        tags={T.BEST_TAG: json.dumps(summary["best"])[:5000]},
+    )
 
 
-def open_trial_run(cfg: ExperimentConfig, *, run_dir: Path, uri: str, experiment: str,
-                   parent_run_id: str | None, sweep_id: str, sweep_name: str, number: int,
-                   family: str, tune_trial_id: str, optuna_trial_id: int | None,
-                   match_ratio: float | None):
+def open_trial_run(
+    cfg: ExperimentConfig,
+    *,
+    run_dir: Path,
+    uri: str,
+    experiment: str,
+    parent_run_id: str | None,
+    sweep_id: str,
+    sweep_name: str,
+    number: int,
+    family: str,
+    tune_trial_id: str,
+    optuna_trial_id: int | None,
+    match_ratio: float | None,
+):
     """The trial's child run: created, or reopened when the trial reruns (resumed driver, or
     Tune retrying a dead trial). Returns the started Tracker (MLflow in a helper process, which
     ends the run FAILED with the reason if this trial's actor dies; close it with
@@ -56,16 +84,21 @@ def open_trial_run(cfg: ExperimentConfig, *, run_dir: Path, uri: str, experiment
     from harness.tracking import open_tracker
     from harness.tracking.sweep import find_trial_run
 
-    tags = {T.SWEEP_TAG: sweep_id, T.NAME_TAG: sweep_name, T.TRIAL_TAG: str(number),
-            T.ROLE_TAG: "trial", FAMILY_TAG: family, T.TUNE_TRIAL_TAG: tune_trial_id,
-            T.OPTUNA_TRIAL_TAG: str(optuna_trial_id)}
+    tags = {
+        T.SWEEP_TAG: sweep_id,
+        T.NAME_TAG: sweep_name,
+        T.TRIAL_TAG: str(number),
+        T.ROLE_TAG: "trial",
+        FAMILY_TAG: family,
+        T.TUNE_TRIAL_TAG: tune_trial_id,
+        T.OPTUNA_TRIAL_TAG: str(optuna_trial_id),
+    }
     if match_ratio is not None:
         tags[MATCH_RATIO_TAG] = f"{match_ratio:.6f}"
     existing = find_trial_run(uri, experiment, sweep_id, number)
-    tracker = open_tracker(cfg, run_dir=run_dir, parent_run_id=parent_run_id, tags=tags,
-                           run_id=existing)
+    tracker = open_tracker(cfg, run_dir=run_dir, parent_run_id=parent_run_id, tags=tags, run_id=existing)
     tracker.start()
-    if existing:   # a rerun: same run, note the Tune trial now running it
+    if existing:  # a rerun: same run, note the Tune trial now running it
         tracker.set_tags({T.TUNE_TRIAL_TAG: tune_trial_id, T.RERUN_TAG: "true"})
     if match_ratio is not None:
         tracker.log_metrics(0, {"match_ratio": match_ratio}, prefix="")
@@ -91,8 +124,9 @@ def abandon_trial_run(tracker) -> None:
         tracker.close()
 
 
-def close_stopped_run(uri: str | None, experiment: str, sweep_id: str, number: int, *,
-                      status: str, reason: str) -> None:
+def close_stopped_run(
+    uri: str | None, experiment: str, sweep_id: str, number: int, *, status: str, reason: str
+) -> None:
     """Close the run of a trial Tune stopped or lost (the trial itself could not)."""
     from harness.tracking import client
     from harness.tracking.sweep import end_run, find_trial_run

@@ -6,6 +6,7 @@ restored Tuner gets the scheduler as it was pickled when the sweep started, with
 after a resume ASHA would judge new trials against nothing. `SweepASHA` writes its own state
 (rungs, trial -> bracket) to the sweep folder after every decision and reloads it on first use.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,6 @@ class FlopsStopper(FlopsBudget, Stopper):
     pass
 
 
-
-
 class SweepASHA(ASHAScheduler):
     """ASHA (asynchronous successive halving) with its state kept in `state_file`."""
 
@@ -69,7 +68,7 @@ class SweepASHA(ASHAScheduler):
 
     def on_trial_result(self, tune_controller, trial, result):
         self._load()
-        if trial.trial_id not in self._trial_info:   # restored trial Tune did not re-add
+        if trial.trial_id not in self._trial_info:  # restored trial Tune did not re-add
             super().on_trial_add(tune_controller, trial)
         action = super().on_trial_result(tune_controller, trial, result)
         self._save()

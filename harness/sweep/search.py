@@ -15,6 +15,7 @@ How points are chosen:
 Per trial the study records user attrs `family`, `seed`, `tune_trial_id`, and on the way out
 `failure_reason`, `stopped_early`, `flops`, `step`, `num_parameters`, `resumed_from_step`.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,14 +36,13 @@ from harness.sweep.spec import (
 )
 from harness.sweep.state import open_storage
 
-TRIAL_KEY = "_rbench"          # trial config entry holding the Optuna trial's number
+TRIAL_KEY = "_rbench"  # trial config entry holding the Optuna trial's number
 # Test-only fault injection: with this set to an Optuna trial number, the driver SIGKILLs itself
 # right after Optuna's ask() returns that trial, before anything else is recorded (its parameters,
 # Tune's trial table, Tune's experiment-state save): the worst moment for a driver to die. Unset
 # (always, outside tests) it costs one environment lookup per suggestion.
 FAULT_KILL_AFTER_ASK = "RBENCH_FAULT_KILL_AFTER_ASK"
-RECORDED = ("flops", "flops_cumulative", "step", "num_parameters", "resumed_from_step",
-            "match_ratio")
+RECORDED = ("flops", "flops_cumulative", "step", "num_parameters", "resumed_from_step", "match_ratio")
 
 
 def make_sampler(spec: SweepSpec):
@@ -98,16 +98,16 @@ class StudySearcher(Searcher):
         super().__init__(metric=metric if multi else metric[0], mode=mode if multi else mode[0])
         self._spec_data = spec.model_dump(mode="json")
         self._study_name, self._storage_url = study_name, storage_url
-        self._live: dict[str, int] = {}          # Tune trial id -> Optuna trial number
+        self._live: dict[str, int] = {}  # Tune trial id -> Optuna trial number
         self._done: set[str] = set()
         self._adopt: list[int] | None = None
-        self._sampler = make_sampler(spec)      # saved with the searcher: its RNG continues
+        self._sampler = make_sampler(spec)  # saved with the searcher: its RNG continues
         self._cache: dict[str, Any] = {}
 
     # -- plumbing ----------------------------------------------------------------------------
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_cache"] = {}                     # study / storage / spec: reopened on use
+        state["_cache"] = {}  # study / storage / spec: reopened on use
         return state
 
     @property
@@ -123,8 +123,9 @@ class StudySearcher(Searcher):
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             storage = self.storage
-            self._cache["study"] = optuna.load_study(study_name=self._study_name, storage=storage,
-                                                     sampler=self._sampler)
+            self._cache["study"] = optuna.load_study(
+                study_name=self._study_name, storage=storage, sampler=self._sampler
+            )
         return self._cache["study"]
 
     @property
@@ -135,8 +136,7 @@ class StudySearcher(Searcher):
 
     def _trial_id(self, number: int) -> int:
         st = self.storage
-        return st.get_trial_id_from_study_id_trial_number(
-            st.get_study_id_from_name(self._study_name), number)
+        return st.get_trial_id_from_study_id_trial_number(st.get_study_id_from_name(self._study_name), number)
 
     def _set_attr(self, number: int, key: str, value: Any) -> None:
         from optuna.exceptions import UpdateFinishedTrialError
@@ -144,10 +144,10 @@ class StudySearcher(Searcher):
         try:
             self.storage.set_trial_user_attr(self._trial_id(number), key, value)
         except (UpdateFinishedTrialError, RuntimeError):
-            pass   # already finished (a rerun after a restart): the study keeps the first record
+            pass  # already finished (a rerun after a restart): the study keeps the first record
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        return True     # metric, mode and space come from the sweep spec
+        return True  # metric, mode and space come from the sweep spec
 
     # -- Searcher ----------------------------------------------------------------------------
     def suggest(self, trial_id: str):
@@ -170,9 +170,12 @@ class StudySearcher(Searcher):
         number, family, params, attrs = self._fill(trial)
         self._live[trial_id] = number
         self._set_attr(number, "tune_trial_id", trial_id)
-        return {"family": family, "seed": int(attrs["seed"]),
-                "params": {plain_key(k): v for k, v in params.items() if k != "family"},
-                TRIAL_KEY: {"number": number, "optuna_trial_id": self._trial_id(number)}}
+        return {
+            "family": family,
+            "seed": int(attrs["seed"]),
+            "params": {plain_key(k): v for k, v in params.items() if k != "family"},
+            TRIAL_KEY: {"number": number, "optuna_trial_id": self._trial_id(number)},
+        }
 
     def _fill(self, trial) -> tuple[int, str, dict[str, Any], dict[str, Any]]:
         """Suggest this trial's family and parameters and record its seed and family (idempotent:
@@ -209,7 +212,7 @@ class StudySearcher(Searcher):
 
         trials = self.study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
-            return True       # enqueued before a restart: ask() hands it out first
+            return True  # enqueued before a restart: ask() hands it out first
         taken = {t.user_attrs.get("grid_index") for t in trials}
         spec = self.spec
         for i, (family, params, seed) in enumerate(grid_points(spec)):
@@ -218,20 +221,23 @@ class StudySearcher(Searcher):
             named = {param_name(spec, family, k): v for k, v in params.items()}
             if spec.families is not None:
                 named["family"] = family
-            self.study.enqueue_trial(named, user_attrs={"grid_index": i, "seed": seed,
-                                                        "family": family})
+            self.study.enqueue_trial(named, user_attrs={"grid_index": i, "seed": seed, "family": family})
             return True
         return False
 
     def _enqueue_replicas(self, number: int, params: dict[str, Any], family: str) -> None:
         """Queue this point's other seeds (once; checked against the study, so a restart in
         between neither loses nor doubles them)."""
-        have = {t.user_attrs.get("seed") for t in self.study.get_trials(deepcopy=False)
-                if t.user_attrs.get("replica_of") == number}
+        have = {
+            t.user_attrs.get("seed")
+            for t in self.study.get_trials(deepcopy=False)
+            if t.user_attrs.get("replica_of") == number
+        }
         for s in self.spec.seed_list[1:]:
             if s not in have:
-                self.study.enqueue_trial(dict(params), user_attrs={
-                    "seed": s, "replica_of": number, "family": family})
+                self.study.enqueue_trial(
+                    dict(params), user_attrs={"seed": s, "replica_of": number, "family": family}
+                )
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         number = self._live.get(trial_id)
@@ -241,14 +247,14 @@ class StudySearcher(Searcher):
         if outcome is not None and not outcome.ok:
             self._set_attr(number, "failure_reason", str(outcome.failure_reason))
         if outcome is None and not isinstance(self.metric, list) and self.metric in result:
-            self._report(number, result)   # multi-objective: Optuna takes no intermediate values
+            self._report(number, result)  # multi-objective: Optuna takes no intermediate values
 
     def _report(self, number: int, result: dict) -> None:
         try:
             self.storage.set_trial_intermediate_value(
-                self._trial_id(number), int(result.get("training_iteration", 0)),
-                float(result[self.metric]))
-        except Exception:   # noqa: BLE001 - finished already, or this step was reported
+                self._trial_id(number), int(result.get("training_iteration", 0)), float(result[self.metric])
+            )
+        except Exception:  # noqa: BLE001 - finished already, or this step was reported
             pass
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
@@ -271,8 +277,12 @@ class StudySearcher(Searcher):
         elif outcome is not None:
             missing = [m for m in metrics if not isinstance(flat.get(m), (int, float))]
             if missing:
-                self._set_attr(number, "failure_reason", f"objective {missing[0]!r} is not among "
-                               f"the trial's final metrics ({', '.join(sorted(outcome.metrics))})")
+                self._set_attr(
+                    number,
+                    "failure_reason",
+                    f"objective {missing[0]!r} is not among "
+                    f"the trial's final metrics ({', '.join(sorted(outcome.metrics))})",
+                )
                 self._tell(number, state=TrialState.FAIL)
             else:
                 self._tell(number, values=[float(flat[m]) for m in metrics])
@@ -288,7 +298,7 @@ class StudySearcher(Searcher):
     def _tell(self, number: int, **kwargs) -> None:
         try:
             self.study.tell(number, **kwargs)
-        except Exception:   # noqa: BLE001 - already told (a rerun after a restart)
+        except Exception:  # noqa: BLE001 - already told (a rerun after a restart)
             pass
 
     def save(self, checkpoint_path: str) -> None:
@@ -301,4 +311,4 @@ class StudySearcher(Searcher):
         self._live, self._done = dict(state["live"]), set(state["done"])
         self._sampler = state["sampler"]
         self._cache.pop("study", None)
-        self._adopt = None     # recomputed against the study at the next suggestion
+        self._adopt = None  # recomputed against the study at the next suggestion

@@ -1,6 +1,7 @@
 """Parameter counts without training, for `model.match_params: {family: F}` and for the achieved
 ratio a matched trial records. The model is built on torch's meta device (nothing allocated) for
 the task's shape from the registry (no data built)."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -29,6 +30,7 @@ def _count(model_json: str, task_json: str) -> int:
 
 def _loads(text: str):
     import json
+
     return json.loads(text)
 
 

@@ -16,6 +16,7 @@ count (harness/sweep/point.py builds a trial's config; sizing.py counts paramete
 
 Every mistake is a ConfigError naming the spec file, the family and the dotted key.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -53,11 +54,12 @@ from harness.testtime import TestTimeSpec
 # ---------------------------------------------------------------------------------------------
 # The spec
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Choice = Union[StrictBool, StrictInt, StrictFloat, StrictStr, None]   # what Optuna can store
+Choice = StrictBool | StrictInt | StrictFloat | StrictStr | None  # what Optuna can store
 
 
 class Categorical(_Strict):
@@ -84,9 +86,10 @@ class IntRange(_Strict):
         return self
 
     def grid(self) -> list[Any]:
-        if self.log:   # a log grid has no single natural spacing: ask for the values
-            raise ValueError("a grid cannot enumerate a log-scale int range: list the values "
-                             "with type: categorical")
+        if self.log:  # a log grid has no single natural spacing: ask for the values
+            raise ValueError(
+                "a grid cannot enumerate a log-scale int range: list the values with type: categorical"
+            )
         return list(range(self.low, self.high + 1, self.step))
 
 
@@ -107,8 +110,9 @@ class FloatRange(_Strict):
 
     def grid(self) -> list[Any]:
         if self.step is None:
-            raise ValueError("a grid needs finitely many values: give step, or list the values "
-                             "with type: categorical")
+            raise ValueError(
+                "a grid needs finitely many values: give step, or list the values with type: categorical"
+            )
         n = int(math.floor((self.high - self.low) / self.step + 1e-9))
         return [round(self.low + i * self.step, 12) for i in range(n + 1)]
 
@@ -118,19 +122,20 @@ def _shorthand(v: Any) -> Any:
     return {"type": "categorical", "values": v} if isinstance(v, list) else v
 
 
-Dimension = Annotated[Union[Categorical, IntRange, FloatRange], Field(discriminator="type"),
-                      BeforeValidator(_shorthand)]
+Dimension = Annotated[
+    Categorical | IntRange | FloatRange, Field(discriminator="type"), BeforeValidator(_shorthand)
+]
 
 
 class Objective(_Strict):
-    metric: str = "exact_accuracy"      # a key of the trial's final report (eval metrics, flops, ...)
+    metric: str = "exact_accuracy"  # a key of the trial's final report (eval metrics, flops, ...)
     mode: Literal["max", "min"] = "max"
 
 
 class SamplerSpec(_Strict):
     type: Literal["grid", "tpe", "nsga2", "random"] = "grid"
-    seed: int | None = 0                # the sampler's own seed (reproducible suggestions)
-    population_size: PositiveInt | None = None   # nsga2
+    seed: int | None = 0  # the sampler's own seed (reproducible suggestions)
+    population_size: PositiveInt | None = None  # nsga2
 
 
 def _seconds(v: Any) -> Any:
@@ -144,9 +149,9 @@ def _seconds(v: Any) -> Any:
 
 
 class Budget(_Strict):
-    trials: PositiveInt | None = None   # Tune trials (each seed of a point is one trial)
-    flops: float | None = Field(None, gt=0)        # total training FLOPs over all trials
-    wall_time: float | None = Field(None, gt=0)    # seconds of driver time (survives --resume)
+    trials: PositiveInt | None = None  # Tune trials (each seed of a point is one trial)
+    flops: float | None = Field(None, gt=0)  # total training FLOPs over all trials
+    wall_time: float | None = Field(None, gt=0)  # seconds of driver time (survives --resume)
 
     _w = field_validator("wall_time", mode="before")(_seconds)
 
@@ -154,23 +159,24 @@ class Budget(_Strict):
 class SchedulerSpec(_Strict):
     type: Literal["fifo", "asha"] = "fifo"
     time_attr: str = "flops_cumulative"  # ASHA's clock: training FLOPs, so depth is compared at equal compute
-    max_t: float | None = Field(None, gt=0)         # a trial's budget on that clock
+    max_t: float | None = Field(None, gt=0)  # a trial's budget on that clock
     grace_period: float | None = Field(None, gt=0)  # first rung
     reduction_factor: float = Field(3.0, gt=1)
-    metric: str | None = None           # default: the first objective
+    metric: str | None = None  # default: the first objective
 
     @model_validator(mode="after")
     def _asha_needs_clock(self):
         if self.type == "asha" and (self.max_t is None or self.grace_period is None):
-            raise ValueError("asha needs max_t and grace_period (in units of time_attr, "
-                             "training FLOPs by default)")
+            raise ValueError(
+                "asha needs max_t and grace_period (in units of time_attr, training FLOPs by default)"
+            )
         if self.type == "asha" and self.grace_period > self.max_t:
             raise ValueError("grace_period must not exceed max_t")
         return self
 
 
 class Resources(_Strict):
-    workers: PositiveInt = 1            # data-parallel Ray Train workers per trial
+    workers: PositiveInt = 1  # data-parallel Ray Train workers per trial
     cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: float = Field(0.0, ge=0)
     max_failures: int = Field(2, ge=-1)  # restarts per trial (from its last checkpoint)
@@ -178,8 +184,8 @@ class Resources(_Strict):
     # seconds, per trial); false: a 1-worker TorchTrainer, as for 2+ workers
     train_in_trial: bool = True
     # Ray resources of a 2+-worker (or train_in_trial: false) trial's driver (the Tune actor that
-    # starts and watches the Train job; it computes nothing). Ray advises pinning these to safe nodes with a custom resource, e.g.
-    # {driver_slot: 1} where only the head node offers driver_slot.
+    # starts and watches the Train job; it computes nothing). Ray advises pinning these to safe
+    # nodes with a custom resource, e.g. {driver_slot: 1} where only the head node offers it.
     trial_driver: dict[str, float] = Field(default_factory=lambda: {"cpu": 0.01})
 
     @field_validator("trial_driver")
@@ -193,6 +199,7 @@ class Resources(_Strict):
 class Family(_Strict):
     """One architecture (or variant) of the study: `fixed` overrides applied to every one of its
     trials, and its own search space (searched only in its trials, with the shared space)."""
+
     fixed: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Dimension] = Field(default_factory=dict)
 
@@ -201,14 +208,16 @@ class Family(_Strict):
     def _match_ref(cls, fixed):
         ref = fixed.get("model.match_params")
         if isinstance(ref, dict) and (set(ref) != {"family"} or not isinstance(ref["family"], str)):
-            raise ValueError("model.match_params takes a parameter count, or {family: NAME} to match "
-                             "family NAME's parameter count")
+            raise ValueError(
+                "model.match_params takes a parameter count, or {family: NAME} to match "
+                "family NAME's parameter count"
+            )
         if "seed" in fixed:
             raise ValueError("'seed' is not fixed per family: list seeds under `seeds`")
         return fixed
 
 
-DEFAULT_FAMILY = "default"     # the family of a spec that lists none
+DEFAULT_FAMILY = "default"  # the family of a spec that lists none
 
 
 def plain_key(name: str) -> str:
@@ -217,22 +226,21 @@ def plain_key(name: str) -> str:
 
 
 class SweepSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")   # the sweep id
-    experiment: str                     # base experiment YAML (relative to this file)
-    overrides: list[str] = Field(default_factory=list)   # applied to the base before the space
-    families: dict[str, Family] | None = None     # none: one family, the base experiment
-    space: dict[str, Dimension] = Field(default_factory=dict)   # shared by every family
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # the sweep id
+    experiment: str  # base experiment YAML (relative to this file)
+    overrides: list[str] = Field(default_factory=list)  # applied to the base before the space
+    families: dict[str, Family] | None = None  # none: one family, the base experiment
+    space: dict[str, Dimension] = Field(default_factory=dict)  # shared by every family
     seeds: list[StrictInt] | PositiveInt = Field(default_factory=lambda: [0])
     sampler: SamplerSpec = SamplerSpec()
-    objectives: list[Objective] = Field(default_factory=lambda: [Objective()], min_length=1,
-                                        max_length=2)
+    objectives: list[Objective] = Field(default_factory=lambda: [Objective()], min_length=1, max_length=2)
     budget: Budget = Budget()
     scheduler: SchedulerSpec = SchedulerSpec()
     max_concurrency: PositiveInt = 1
     resources: Resources = Resources()
-    storage: str | None = None          # Optuna RDB URL; default sqlite:///<sweep folder>/optuna.db
-    test_time: TestTimeSpec | None = None   # a test-time grid run on each finished trial's checkpoint
-    runs_dir: str | None = None         # default: the base experiment's runs_dir
+    storage: str | None = None  # Optuna RDB URL; default sqlite:///<sweep folder>/optuna.db
+    test_time: TestTimeSpec | None = None  # a test-time grid run on each finished trial's checkpoint
+    runs_dir: str | None = None  # default: the base experiment's runs_dir
 
     @field_validator("space")
     @classmethod
@@ -248,8 +256,9 @@ class SweepSpec(_Strict):
             raise ValueError("list at least one family, or leave `families` out")
         for name, fam in (families or {}).items():
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name == DEFAULT_FAMILY:
-                raise ValueError(f"family name {name!r}: letters, digits, '_', '.', '-' "
-                                 f"(and not {DEFAULT_FAMILY!r})")
+                raise ValueError(
+                    f"family name {name!r}: letters, digits, '_', '.', '-' (and not {DEFAULT_FAMILY!r})"
+                )
             if "seed" in fam.space:
                 raise ValueError(f"{name}: 'seed' is not searched: list seeds under `seeds`")
         return families
@@ -305,17 +314,21 @@ def _describe(err: dict) -> str:
 def _dotted(loc: tuple) -> str:
     parts = [str(p) for p in loc]
     # Unions insert the chosen member's tag into the location (space.model.T.int.low): drop it.
-    return ".".join(p for p in parts if p not in ("categorical", "int", "float")
-                    and not p.startswith(("list[", "constrained-", "function-")))
+    return ".".join(
+        p
+        for p in parts
+        if p not in ("categorical", "int", "float")
+        and not p.startswith(("list[", "constrained-", "function-"))
+    )
 
 
 @dataclass
 class LoadedSweep:
     spec: SweepSpec
     path: Path
-    base: ExperimentConfig             # base experiment with the spec's overrides, absolute paths
-    base_data: dict[str, Any]          # the same as a plain mapping (trial configs start from it)
-    text: str                          # the spec file's contents (logged to MLflow)
+    base: ExperimentConfig  # base experiment with the spec's overrides, absolute paths
+    base_data: dict[str, Any]  # the same as a plain mapping (trial configs start from it)
+    text: str  # the spec file's contents (logged to MLflow)
 
     @property
     def sweep_dir(self) -> Path:
@@ -341,12 +354,12 @@ class LoadedSweep:
         data = self.spec.model_dump(mode="json")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
-    def trial_config(self, family: str, params: dict[str, Any], seed: int, *, sweep_id: str,
-                     number: int) -> ExperimentConfig:
+    def trial_config(
+        self, family: str, params: dict[str, Any], seed: int, *, sweep_id: str, number: int
+    ) -> ExperimentConfig:
         from harness.sweep.point import trial_config
 
-        return trial_config(self.base_data, self.spec, family, params, seed, sweep_id=sweep_id,
-                            number=number)
+        return trial_config(self.base_data, self.spec, family, params, seed, sweep_id=sweep_id, number=number)
 
 
 def load_spec(path: str | Path) -> LoadedSweep:
@@ -370,20 +383,21 @@ def load_spec(path: str | Path) -> LoadedSweep:
     if not exp_path.is_file():
         raise ConfigError("experiment", f"base experiment file not found: {exp_path}", source=source)
     overrides = list(spec.overrides)
-    if spec.runs_dir:   # the spec's runs folder replaces the experiment's (data, MLflow, sweeps)
+    if spec.runs_dir:  # the spec's runs folder replaces the experiment's (data, MLflow, sweeps)
         overrides.append(f"runs_dir={json.dumps(str(Path(spec.runs_dir).resolve()))}")
     try:
         base = load_experiment(exp_path, overrides)
     except ConfigError as e:
-        raise ConfigError(e.key, e.expected,
-                          source=f"{e.source} (base experiment of {source})") from None
+        raise ConfigError(e.key, e.expected, source=f"{e.source} (base experiment of {source})") from None
     base = absolute_config(base)
     base_data = base.to_dict()
 
     def where(family: str, section: str, key: str) -> str:
-        return f"{section}.{key}" if spec.families is None or (section == "space"
-                                                                and key in spec.space) \
+        return (
+            f"{section}.{key}"
+            if spec.families is None or (section == "space" and key in spec.space)
             else f"families.{family}.{section}.{key}"
+        )
 
     if spec.sampler.type == "grid":
         for name in spec.family_specs:
@@ -394,22 +408,35 @@ def load_spec(path: str | Path) -> LoadedSweep:
                     raise ConfigError(where(name, "space", key), str(e), source=source) from None
         total = spec.grid_points() * len(spec.seed_list)
         if spec.budget.trials and spec.budget.trials > total:
-            raise ConfigError("budget.trials", f"at most the grid's {spec.grid_points()} points x "
-                              f"{len(spec.seed_list)} seeds for a grid sweep", source=source)
+            raise ConfigError(
+                "budget.trials",
+                f"at most the grid's {spec.grid_points()} points x "
+                f"{len(spec.seed_list)} seeds for a grid sweep",
+                source=source,
+            )
     elif not (spec.budget.trials or spec.budget.flops or spec.budget.wall_time):
-        raise ConfigError("budget", f"a {spec.sampler.type} sweep needs budget.trials, budget.flops "
-                          "or budget.wall_time", source=source)
+        raise ConfigError(
+            "budget",
+            f"a {spec.sampler.type} sweep needs budget.trials, budget.flops or budget.wall_time",
+            source=source,
+        )
     if spec.sampler.type == "nsga2" and not spec.multi_objective:
-        raise ConfigError("sampler.type", "nsga2 is multi-objective: give two objectives "
-                          "(e.g. exact_accuracy max, flops min), or use tpe", source=source)
+        raise ConfigError(
+            "sampler.type",
+            "nsga2 is multi-objective: give two objectives (e.g. exact_accuracy max, flops min), or use tpe",
+            source=source,
+        )
 
     families = spec.family_specs
     for name, fam in families.items():
         ref = fam.fixed.get("model.match_params")
         if isinstance(ref, dict) and (ref["family"] not in families or ref["family"] == name):
-            raise ConfigError(where(name, "fixed", "model.match_params"),
-                              f"family {ref['family']!r} is not another family of this spec "
-                              f"(families: {', '.join(families)})", source=source)
+            raise ConfigError(
+                where(name, "fixed", "model.match_params"),
+                f"family {ref['family']!r} is not another family of this spec "
+                f"(families: {', '.join(families)})",
+                source=source,
+            )
         # The family's fixed overrides must build a valid config...
         try:
             trial_config(base_data, spec, name, {}, 0, sweep_id=spec.name, number=0)
@@ -421,11 +448,12 @@ def load_spec(path: str | Path) -> LoadedSweep:
             probes = dim.values if isinstance(dim, Categorical) else [dim.low, dim.high]
             for value in probes:
                 try:
-                    trial_config(base_data, spec, name, {key: value}, 0, sweep_id=spec.name,
-                                 number=0)
+                    trial_config(base_data, spec, name, {key: value}, 0, sweep_id=spec.name, number=0)
                 except ConfigError as e:
-                    raise ConfigError(where(name, "space", key), f"value {value!r} does not fit "
-                                      f"the experiment ({e.key}: {e.expected})",
-                                      source=source) from None
+                    raise ConfigError(
+                        where(name, "space", key),
+                        f"value {value!r} does not fit the experiment ({e.key}: {e.expected})",
+                        source=source,
+                    ) from None
     text = path.read_text()
     return LoadedSweep(spec=spec, path=path.resolve(), base=base, base_data=base_data, text=text)

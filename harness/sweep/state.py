@@ -1,8 +1,9 @@
 """A sweep's identity on disk: `sweep.json` in the sweep folder, and its Optuna storage.
 
-    sweep.json   sweep id (<name>-<8 hex>, also the Optuna study name), Optuna storage URL, MLflow
-                 parent run id, spec fingerprint, trial count, the driver's pid and host
+sweep.json   sweep id (<name>-<8 hex>, also the Optuna study name), Optuna storage URL, MLflow
+             parent run id, spec fingerprint, trial count, the driver's pid and host
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 STATE_FILE = "sweep.json"
-TUNE_NAME = "tune"             # Tune experiment folder inside the sweep folder
+TUNE_NAME = "tune"  # Tune experiment folder inside the sweep folder
 
 
 def read_state(sweep_dir: Path) -> dict[str, Any] | None:

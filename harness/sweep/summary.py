@@ -1,5 +1,6 @@
 """`rbench sweep status`: a sweep's trials (done / stopped early / running / interrupted /
 failed / pending) and its best so far, read from the Optuna study (no Ray needed)."""
+
 from __future__ import annotations
 
 import os
@@ -62,39 +63,61 @@ def status(sweep_dir: str | Path) -> dict[str, Any]:
         elif t.state == TrialState.RUNNING:
             st = "running" if alive else "interrupted"
         else:
-            st = "pending"      # WAITING: an enqueued seed replica
-        rows.append({"number": t.number, "state": st, "seed": t.user_attrs.get("seed"),
-                     "family": t.user_attrs.get("family", t.params.get("family")),
-                     "params": {plain_key(k): v for k, v in t.params.items() if k != "family"},
-                     "values": list(t.values) if t.values else None,
-                     "flops": t.user_attrs.get("flops"),
-                     "reason": t.user_attrs.get("failure_reason")})
-    counts = {k: sum(r["state"] == k for r in rows)
-              for k in ("done", "stopped", "running", "interrupted", "failed", "pending")}
+            st = "pending"  # WAITING: an enqueued seed replica
+        rows.append(
+            {
+                "number": t.number,
+                "state": st,
+                "seed": t.user_attrs.get("seed"),
+                "family": t.user_attrs.get("family", t.params.get("family")),
+                "params": {plain_key(k): v for k, v in t.params.items() if k != "family"},
+                "values": list(t.values) if t.values else None,
+                "flops": t.user_attrs.get("flops"),
+                "reason": t.user_attrs.get("failure_reason"),
+            }
+        )
+    counts = {
+        k: sum(r["state"] == k for r in rows)
+        for k in ("done", "stopped", "running", "interrupted", "failed", "pending")
+    }
     total = int(state.get("num_trials", -1))
     if total > 0:
-        counts["pending"] += max(0, total - sum(r["state"] != "pending" for r in rows)
-                                 - counts["pending"])
+        counts["pending"] += max(0, total - sum(r["state"] != "pending" for r in rows) - counts["pending"])
     best = None
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     if done and len(study.directions) == 1:
         b = study.best_trial
-        best = {"number": b.number, "value": b.value, "params": b.params,
-                "family": b.user_attrs.get("family"), "seed": b.user_attrs.get("seed")}
+        best = {
+            "number": b.number,
+            "value": b.value,
+            "params": b.params,
+            "family": b.user_attrs.get("family"),
+            "seed": b.user_attrs.get("seed"),
+        }
     elif done:
-        best = [{"number": b.number, "values": b.values, "params": b.params,
-                 "family": b.user_attrs.get("family")}
-                for b in study.best_trials]
-    return {"sweep_id": state["sweep_id"], "sweep_dir": str(sweep_dir), "total": total,
-            "counts": counts, "trials": rows, "best": best, "driver_alive": alive}
+        best = [
+            {"number": b.number, "values": b.values, "params": b.params, "family": b.user_attrs.get("family")}
+            for b in study.best_trials
+        ]
+    return {
+        "sweep_id": state["sweep_id"],
+        "sweep_dir": str(sweep_dir),
+        "total": total,
+        "counts": counts,
+        "trials": rows,
+        "best": best,
+        "driver_alive": alive,
+    }
 
 
 def format_status(s: dict[str, Any]) -> str:
     c = s["counts"]
     total = s["total"] if s["total"] > 0 else "unbounded"
-    lines = [f"sweep {s['sweep_id']}  ({s['sweep_dir']})",
-             f"trials: {total}  done {c['done']}  stopped early {c['stopped']}  running {c['running']}"
-             f"  interrupted {c['interrupted']}  failed {c['failed']}  pending {c['pending']}"]
+    lines = [
+        f"sweep {s['sweep_id']}  ({s['sweep_dir']})",
+        f"trials: {total}  done {c['done']}  stopped early {c['stopped']}  running {c['running']}"
+        f"  interrupted {c['interrupted']}  failed {c['failed']}  pending {c['pending']}",
+    ]
     if c["interrupted"]:
         lines.append("the driver is not running: continue with `rbench sweep SPEC --resume`")
     for r in s["trials"]:
@@ -103,6 +126,5 @@ def format_status(s: dict[str, Any]) -> str:
         flops = f" flops={r['flops']:.3g}" if r["flops"] else ""
         why = f"  reason: {r['reason']}" if r["reason"] and r["state"] == "failed" else ""
         fam = f"{r['family']} " if r.get("family") and r["family"] != DEFAULT_FAMILY else ""
-        lines.append(f"  #{r['number']:<4} {r['state']:<11} {fam}seed={r['seed']} {params}{vals}"
-                     f"{flops}{why}")
+        lines.append(f"  #{r['number']:<4} {r['state']:<11} {fam}seed={r['seed']} {params}{vals}{flops}{why}")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ How a trial trains (`resources.workers`):
 A deterministic failure (diverged loss, a user mistake) is an outcome, not an exception: the
 trial reports it and returns, so Tune does not retry it.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,11 +35,12 @@ from harness.sweep.state import TUNE_NAME
 @dataclass
 class SweepContext:
     """What a trial needs (shipped to the trial actors; plain data only)."""
+
     sweep_id: str
     sweep_name: str
     sweep_dir: str
     base_data: dict[str, Any]
-    spec: dict[str, Any]               # SweepSpec as JSON data
+    spec: dict[str, Any]  # SweepSpec as JSON data
     parent_run_id: str | None
     tracking_uri: str | None
     experiment: str
@@ -63,8 +65,7 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     number = int(config[TRIAL_KEY]["number"])
     family, seed, params = str(config["family"]), int(config["seed"]), dict(config["params"])
     spec = SweepSpec.model_validate(ctx.spec)
-    cfg = trial_config(ctx.base_data, spec, family, params, seed, sweep_id=ctx.sweep_id,
-                       number=number)
+    cfg = trial_config(ctx.base_data, spec, family, params, seed, sweep_id=ctx.sweep_id, number=number)
     run_dir = trial_dir(ctx.sweep_dir, number)
     run_dir.mkdir(parents=True, exist_ok=True)
     # when this trial's code started, in which process (start-up costs: harness.bench.ray_overhead)
@@ -77,15 +78,29 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     tracker = None
     if cfg.tracking.enabled and ctx.tracking_uri:
         tracker = runs.open_trial_run(
-            cfg, run_dir=run_dir, uri=ctx.tracking_uri, experiment=ctx.experiment,
-            parent_run_id=ctx.parent_run_id, sweep_id=ctx.sweep_id, sweep_name=ctx.sweep_name,
-            number=number, family=family, tune_trial_id=tune.get_context().get_trial_id(),
-            optuna_trial_id=config[TRIAL_KEY].get("optuna_trial_id"), match_ratio=ratio)
+            cfg,
+            run_dir=run_dir,
+            uri=ctx.tracking_uri,
+            experiment=ctx.experiment,
+            parent_run_id=ctx.parent_run_id,
+            sweep_id=ctx.sweep_id,
+            sweep_name=ctx.sweep_name,
+            number=number,
+            family=family,
+            tune_trial_id=tune.get_context().get_trial_id(),
+            optuna_trial_id=config[TRIAL_KEY].get("optuna_trial_id"),
+            match_ratio=ratio,
+        )
     try:
         r = spec.resources
-        loop_config = {"cfg": cfg.to_dict(), "scratch_dir": str(run_dir / "workers"),
-                       "mlflow_run_id": tracker.run_id if tracker else None,
-                       "fallback_resume": None, "progress": False, "extra_metrics": extra}
+        loop_config = {
+            "cfg": cfg.to_dict(),
+            "scratch_dir": str(run_dir / "workers"),
+            "mlflow_run_id": tracker.run_id if tracker else None,
+            "fallback_resume": None,
+            "progress": False,
+            "extra_metrics": extra,
+        }
         if trains_in_trial(spec):
             # Tune's storage of this trial: <sweep folder>/tune/trial_NNNNN (see driver._trial_name)
             storage = Path(ctx.sweep_dir) / TUNE_NAME / f"trial_{number:05d}"
@@ -93,25 +108,32 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
         else:
             from ray.tune.integration.ray_train import TuneReportCallback
 
-            job = JobSpec(cfg=cfg, run_dir=run_dir, workers=r.workers,
-                          cpus_per_worker=r.cpus_per_worker, gpus_per_worker=r.gpus_per_worker,
-                          max_failures=r.max_failures, mlflow_run_id=loop_config["mlflow_run_id"],
-                          extra_metrics=extra, callbacks=[TuneReportCallback()])
+            job = JobSpec(
+                cfg=cfg,
+                run_dir=run_dir,
+                workers=r.workers,
+                cpus_per_worker=r.cpus_per_worker,
+                gpus_per_worker=r.gpus_per_worker,
+                max_failures=r.max_failures,
+                mlflow_run_id=loop_config["mlflow_run_id"],
+                extra_metrics=extra,
+                callbacks=[TuneReportCallback()],
+            )
             outcome = run_job(job)
-            if not outcome.ok:   # e.g. retries exhausted: Tune has not seen this one
+            if not outcome.ok:  # e.g. retries exhausted: Tune has not seen this one
                 tune.report(outcome.to_report())
         if outcome.ok and spec.test_time is not None and outcome.checkpoint_dir is not None:
             from harness.testtime import run_and_record
+
             # a child run of this trial's run: accuracy vs inference FLOPs along depth and breadth
             run_and_record(cfg, outcome.checkpoint_dir, spec.test_time.grid(cfg), run_dir=run_dir)
-    except BaseException:        # Tune retries the trial, or its callbacks close the run
+    except BaseException:  # Tune retries the trial, or its callbacks close the run
         runs.abandon_trial_run(tracker)
         raise
     runs.close_trial_run(tracker, outcome)
 
 
-def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool,
-                trial_storage: Path) -> TrialOutcome:
+def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool, trial_storage: Path) -> TrialOutcome:
     """The engine in this (Tune trial) process, reporting checkpoints to Tune."""
     from ray import tune
 
@@ -122,6 +144,7 @@ def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool,
     for key, value in worker_env(cfg, cpus, use_gpu).items():
         os.environ[key] = value
     import torch
+
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
     def report(metrics, checkpoint=None, **_ray_train_only):
@@ -158,13 +181,15 @@ def newest_checkpoint(registered, trial_storage: Path):
     if registered is not None:
         with registered.as_directory() as d:
             if (Path(d) / FINAL_FILE).is_file() or (
-                    ckpt.is_complete(Path(d)) and float(ckpt.read_state(Path(d))["step"]) >= step):
+                ckpt.is_complete(Path(d)) and float(ckpt.read_state(Path(d))["step"]) >= step
+            ):
                 return registered
     return Checkpoint.from_directory(path)
 
 
 # ---------------------------------------------------------------------------------------------
 # Watching trials from the driver
+
 
 def close_runs_callback(uri: str | None, experiment: str, sweep_id: str):
     """Closes the MLflow runs of trials that Tune stopped or lost (the trial itself could not)."""
@@ -174,8 +199,9 @@ def close_runs_callback(uri: str | None, experiment: str, sweep_id: str):
         def _close(self, trial, status: str, reason: str) -> None:
             meta = (trial.config or {}).get(TRIAL_KEY) or {}
             if "number" in meta:
-                runs.close_stopped_run(uri, experiment, sweep_id, int(meta["number"]),
-                                       status=status, reason=reason)
+                runs.close_stopped_run(
+                    uri, experiment, sweep_id, int(meta["number"]), status=status, reason=reason
+                )
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             last = trial.last_result or {}

@@ -11,6 +11,7 @@ helper cannot be started, or RBENCH_TRACKING_HELPER=0), `NullTracker` (`tracking
 Tag names live in `harness.tracking.tags`; the store helpers in `harness.tracking.store`; sweep
 bookkeeping (parent and trial runs) in `harness.tracking.sweep`.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,20 +32,28 @@ from harness.tracking.store import (
 )
 from harness.tracking.tags import EVAL_PREFIX, TRAIN_PREFIX
 
-HELPER_ENV = "RBENCH_TRACKING_HELPER"     # "0": MLflow in the calling process
+HELPER_ENV = "RBENCH_TRACKING_HELPER"  # "0": MLflow in the calling process
 
 
-def open_tracker(cfg, *, run_dir: Path, run_id: str | None = None, parent_run_id: str | None = None,
-                 tags: dict[str, str] | None = None, record_id: bool = True, owns_run: bool = True,
-                 helper: bool | None = None, **process_args) -> Tracker:
+def open_tracker(
+    cfg,
+    *,
+    run_dir: Path,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    record_id: bool = True,
+    owns_run: bool = True,
+    helper: bool | None = None,
+    **process_args,
+) -> Tracker:
     """The tracker for a run of `cfg`: NullTracker when tracking is off; else MLflow in a helper
     process (`helper`, default: unless RBENCH_TRACKING_HELPER=0), falling back to in-process MLflow
     when no helper can be started. `owns_run=False`: this process logs into a run that another
     one (the Ray driver) ends, so a helper that sees this process die does not end it."""
     if not cfg.tracking.enabled:
         return NullTracker()
-    common = dict(run_dir=run_dir, run_id=run_id, parent_run_id=parent_run_id, tags=tags,
-                  record_id=record_id)
+    common = dict(run_dir=run_dir, run_id=run_id, parent_run_id=parent_run_id, tags=tags, record_id=record_id)
     if helper is None:
         helper = os.environ.get(HELPER_ENV, "1") != "0"
     if helper:
@@ -55,7 +64,25 @@ def open_tracker(cfg, *, run_dir: Path, run_id: str | None = None, parent_run_id
     return MlflowTracker(cfg, **common)
 
 
-__all__ = ["FAILED", "FINISHED", "KILLED", "EVAL_PREFIX", "TRAIN_PREFIX", "MlflowTracker",
-           "NullTracker", "Outcome", "ProcessTracker", "Tracker", "TrackingError", "artifact_root",
-           "client", "default_uri", "ensure_experiment", "flatten", "open_tracker", "read_run_id",
-           "resolve_uri", "search_runs"]
+__all__ = [
+    "FAILED",
+    "FINISHED",
+    "KILLED",
+    "EVAL_PREFIX",
+    "TRAIN_PREFIX",
+    "MlflowTracker",
+    "NullTracker",
+    "Outcome",
+    "ProcessTracker",
+    "Tracker",
+    "TrackingError",
+    "artifact_root",
+    "client",
+    "default_uri",
+    "ensure_experiment",
+    "flatten",
+    "open_tracker",
+    "read_run_id",
+    "resolve_uri",
+    "search_runs",
+]

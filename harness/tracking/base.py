@@ -8,6 +8,7 @@
 
 Callers never test `if tracker`: with tracking off they get `NullTracker`, which does nothing.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -27,6 +28,7 @@ class TrackingError(RuntimeError):
 class Outcome:
     """How a run ended. `status` is MLflow's (FINISHED, FAILED, KILLED); `reason` says why a run
     did not finish; a finished run carries the engine's TrainResult (or the same fields)."""
+
     status: str
     reason: str | None = None
     num_parameters: int | None = None
@@ -36,29 +38,35 @@ class Outcome:
     puzzle_embedding_entries: int | None = None
 
     @classmethod
-    def finished(cls, result) -> "Outcome":
+    def finished(cls, result) -> Outcome:
         """From the engine's TrainResult or a sweep's TrialOutcome (a failed one stays FAILED)."""
         if not getattr(result, "ok", True):
             return cls.failed(str(getattr(result, "failure_reason", None) or "failed"))
-        return cls(FINISHED, None, int(result.num_parameters), int(result.effective_depth),
-                   str(result.checkpoint_dir) if result.checkpoint_dir else None, int(result.step),
-                   int(getattr(result, "puzzle_embedding_entries", None) or 0))
+        return cls(
+            FINISHED,
+            None,
+            int(result.num_parameters),
+            int(result.effective_depth),
+            str(result.checkpoint_dir) if result.checkpoint_dir else None,
+            int(result.step),
+            int(getattr(result, "puzzle_embedding_entries", None) or 0),
+        )
 
     @classmethod
-    def failed(cls, reason: str) -> "Outcome":
+    def failed(cls, reason: str) -> Outcome:
         return cls(FAILED, reason)
 
     @classmethod
-    def killed(cls, reason: str) -> "Outcome":
+    def killed(cls, reason: str) -> Outcome:
         return cls(KILLED, reason)
 
     @classmethod
-    def of(cls, value) -> "Outcome":
+    def of(cls, value) -> Outcome:
         """An Outcome as it is, or a TrainResult as a finished run."""
         return value if isinstance(value, Outcome) else cls.finished(value)
 
     @classmethod
-    def of_exception(cls, exc: BaseException) -> "Outcome":
+    def of_exception(cls, exc: BaseException) -> Outcome:
         """Ctrl-C (and SIGTERM turned into SystemExit) is KILLED; anything else FAILED."""
         reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -73,7 +81,7 @@ class Tracker(ABC):
     """One tracked run. Implementations: ProcessTracker (MLflow in a helper process),
     MlflowTracker (MLflow in this process), NullTracker (tracking off)."""
 
-    run_id: str | None = None           # known once started (None: not tracked)
+    run_id: str | None = None  # known once started (None: not tracked)
 
     @abstractmethod
     def start(self) -> None:
@@ -116,10 +124,10 @@ class Tracker(ABC):
         """End the run as FAILED with `reason`; never raises."""
         self.finish_quietly(Outcome.failed(reason))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op by default, not abstract)
         """Release the tracker (flush what is buffered). Does not end the run."""
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

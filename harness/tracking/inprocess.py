@@ -4,6 +4,7 @@ Identity on restart: `run_id` reopens a run instead of creating one, and the ste
 each metric's history are remembered, so the steps a resumed run re-trains (those after its last
 checkpoint, logged before the crash) are not logged twice: every step appears once per metric.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,22 +22,29 @@ from harness.tracking.store import (
     write_run_id,
 )
 
-PARAM_BATCH, METRIC_BATCH, VALUE_LIMIT = 100, 1000, 6000     # MLflow's limits per request / value
+PARAM_BATCH, METRIC_BATCH, VALUE_LIMIT = 100, 1000, 6000  # MLflow's limits per request / value
 
 
 class MlflowTracker(Tracker):
     """`cfg` is the run's ExperimentConfig; `run_dir` gets `mlflow_run.json` (the id --resume
     reopens) unless `record_id` is False (a Ray worker logging into its driver's run)."""
 
-    def __init__(self, cfg, *, run_dir: Path, run_id: str | None = None,
-                 parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-                 record_id: bool = True):
+    def __init__(
+        self,
+        cfg,
+        *,
+        run_dir: Path,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        record_id: bool = True,
+    ):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.uri = resolve_uri(cfg)
         self.run_id, self.parent_run_id = run_id, parent_run_id
         self.extra_tags, self.record_id = dict(tags or {}), record_id
         self._client = None
-        self._logged: dict[str, int] = {}      # metric key -> last step already in its history
+        self._logged: dict[str, int] = {}  # metric key -> last step already in its history
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> str:
@@ -51,7 +59,7 @@ class MlflowTracker(Tracker):
         from harness.provenance import provenance
 
         self._client = c = client(self.uri)
-        if self.run_id is not None:                  # resume: keep logging into the same run
+        if self.run_id is not None:  # resume: keep logging into the same run
             run = c.get_run(self.run_id)
             for key in run.data.metrics:
                 history = c.get_metric_history(self.run_id, key)
@@ -63,10 +71,17 @@ class MlflowTracker(Tracker):
             return self.run_id
         exp_id = ensure_experiment(self.uri, self.cfg.tracking.experiment, artifact_root(self.cfg))
         prov = provenance()
-        tags = {T.RUN_DIR_TAG: str(self.run_dir.resolve()), T.SEED_TAG: str(self.cfg.seed),
-                T.MODEL_TAG: self.cfg.model.arch, T.TASK_TAG: self.cfg.task.name,
-                T.GIT_COMMIT_TAG: str(prov["git_commit"]), T.GIT_DIRTY_TAG: str(prov["git_dirty"]),
-                T.ATTEMPT_TAG: "1", **self.cfg.tracking.tags, **self.extra_tags}
+        tags = {
+            T.RUN_DIR_TAG: str(self.run_dir.resolve()),
+            T.SEED_TAG: str(self.cfg.seed),
+            T.MODEL_TAG: self.cfg.model.arch,
+            T.TASK_TAG: self.cfg.task.name,
+            T.GIT_COMMIT_TAG: str(prov["git_commit"]),
+            T.GIT_DIRTY_TAG: str(prov["git_dirty"]),
+            T.ATTEMPT_TAG: "1",
+            **self.cfg.tracking.tags,
+            **self.extra_tags,
+        }
         if self.parent_run_id:
             tags[T.PARENT_TAG] = self.parent_run_id
         run = c.create_run(exp_id, run_name=self.cfg.tracking.run_name or self.cfg.name, tags=tags)
@@ -77,8 +92,13 @@ class MlflowTracker(Tracker):
             write_run_id(self.run_dir, self.run_id, self.uri)
         return self.run_id
 
-    def log_metrics(self, step: int, metrics: dict[str, float], prefix: str = T.TRAIN_PREFIX,
-                    timestamp_ms: int | None = None) -> None:
+    def log_metrics(
+        self,
+        step: int,
+        metrics: dict[str, float],
+        prefix: str = T.TRAIN_PREFIX,
+        timestamp_ms: int | None = None,
+    ) -> None:
         self.log_metric_records([(step, metrics, prefix, timestamp_ms)])
 
     def log_metric_records(self, records: list[tuple[int, dict[str, float], str, int | None]]) -> None:
@@ -95,14 +115,14 @@ class MlflowTracker(Tracker):
                     continue
                 batch.append(Metric(key, float(v), ts or now, step))
         for i in range(0, len(batch), METRIC_BATCH):
-            self._client.log_batch(self.run_id, metrics=batch[i:i + METRIC_BATCH])
+            self._client.log_batch(self.run_id, metrics=batch[i : i + METRIC_BATCH])
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, str(v)[:VALUE_LIMIT]) for k, v in params.items()]
         for i in range(0, len(items), PARAM_BATCH):
-            self._client.log_batch(self.run_id, params=items[i:i + PARAM_BATCH])
+            self._client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
 
     def log_artifacts(self, files: dict[str, Any]) -> None:
         for name, content in files.items():
@@ -121,7 +141,7 @@ class MlflowTracker(Tracker):
     def finish(self, outcome) -> None:
         outcome = Outcome.of(outcome)
         if self._client is None or self.run_id is None:
-            return                                   # never started: nothing to end
+            return  # never started: nothing to end
         end_run(self._client, self.run_id, outcome)
 
 
@@ -130,10 +150,15 @@ def end_run(c, run_id: str, outcome: Outcome) -> None:
     if outcome.status == FINISHED:
         if outcome.num_parameters is not None:
             from mlflow.entities import Param
-            c.log_batch(run_id, params=[
-                Param("num_parameters", str(outcome.num_parameters)),
-                Param("puzzle_embedding_entries", str(outcome.puzzle_embedding_entries or 0)),
-                Param("effective_depth", str(outcome.effective_depth))])
+
+            c.log_batch(
+                run_id,
+                params=[
+                    Param("num_parameters", str(outcome.num_parameters)),
+                    Param("puzzle_embedding_entries", str(outcome.puzzle_embedding_entries or 0)),
+                    Param("effective_depth", str(outcome.effective_depth)),
+                ],
+            )
         if outcome.checkpoint_dir is not None:
             c.set_tag(run_id, T.CHECKPOINT_TAG, outcome.checkpoint_dir)
         if outcome.step is not None:

@@ -19,6 +19,7 @@ owns the run and the run is still RUNNING, ends it with `vanish_status` (FAILED 
 a reason naming the process. A Ray worker's helper does not own the run (the driver does: Ray
 retries the worker group), so it only writes what it buffered.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,35 +36,63 @@ from harness.tracking import tags as T
 from harness.tracking.base import FAILED, Outcome, Tracker, TrackingError
 from harness.tracking.store import resolve_uri
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]      # so the helper imports this checkout
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # so the helper imports this checkout
 PARENT_POLL_S = 0.5
 
 
 class ProcessTracker(Tracker):
-    def __init__(self, cfg, *, run_dir: Path, run_id: str | None = None,
-                 parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-                 record_id: bool = True, owns_run: bool = True, vanish_status: str = FAILED,
-                 vanish_reason: str | None = None, nice: int = 19):
+    def __init__(
+        self,
+        cfg,
+        *,
+        run_dir: Path,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        record_id: bool = True,
+        owns_run: bool = True,
+        vanish_status: str = FAILED,
+        vanish_reason: str | None = None,
+        nice: int = 19,
+    ):
         self.uri, self._run_id, self._started = resolve_uri(cfg), run_id, False
         self._next_id, self._outstanding = 0, 0
         self._answers: queue.Queue = queue.Queue()
         self._dead = False
         path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
-        env = {**os.environ, "RBENCH_TRACKER_NICE": str(nice), "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": path}
+        env = {**os.environ, "RBENCH_TRACKER_NICE": str(nice), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
         # May raise OSError (no fork/exec allowed here): open_tracker then tracks in-process.
-        self._proc = subprocess.Popen([sys.executable, "-m", "harness.tracking.process"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                      text=True, bufsize=1, start_new_session=True)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.tracking.process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
         self._reader = threading.Thread(target=self._read, name="rbench-tracker-reader", daemon=True)
         self._reader.start()
-        reason = vanish_reason or (f"the process running this run (pid {os.getpid()}) exited "
-                                   "before ending it: killed (e.g. out of memory) or crashed")
-        self._send("init", {"cfg": cfg.to_dict(), "run_dir": str(run_dir), "run_id": run_id,
-                            "parent_run_id": parent_run_id, "tags": dict(tags or {}),
-                            "record_id": record_id, "owns_run": owns_run,
-                            "vanish_status": vanish_status, "vanish_reason": reason,
-                            "argv": sys.argv, "parent_pid": os.getpid()})
+        reason = vanish_reason or (
+            f"the process running this run (pid {os.getpid()}) exited "
+            "before ending it: killed (e.g. out of memory) or crashed"
+        )
+        self._send(
+            "init",
+            {
+                "cfg": cfg.to_dict(),
+                "run_dir": str(run_dir),
+                "run_id": run_id,
+                "parent_run_id": parent_run_id,
+                "tags": dict(tags or {}),
+                "record_id": record_id,
+                "owns_run": owns_run,
+                "vanish_status": vanish_status,
+                "vanish_reason": reason,
+                "argv": sys.argv,
+                "parent_pid": os.getpid(),
+            },
+        )
 
     @property
     def pid(self) -> int:
@@ -78,9 +107,9 @@ class ProcessTracker(Tracker):
 
     # -- transport -----------------------------------------------------------------------------
     def _read(self) -> None:
-        for line in self._proc.stdout:                      # blocks on I/O: holds no GIL meanwhile
+        for line in self._proc.stdout:  # blocks on I/O: holds no GIL meanwhile
             self._answers.put(json.loads(line))
-        self._answers.put(None)                             # EOF: the helper is gone
+        self._answers.put(None)  # EOF: the helper is gone
 
     def _gone(self) -> TrackingError:
         self._dead = True
@@ -106,8 +135,9 @@ class ProcessTracker(Tracker):
                 return
             if answer is None:
                 self._dead = True
-                raise TrackingError(f"MLflow ({self.uri}): the tracking process exited "
-                                    f"(code {self._proc.wait()})")
+                raise TrackingError(
+                    f"MLflow ({self.uri}): the tracking process exited (code {self._proc.wait()})"
+                )
             self._outstanding -= 1
             if not answer["ok"]:
                 raise TrackingError(answer["error"])
@@ -126,8 +156,15 @@ class ProcessTracker(Tracker):
         self._started = True
 
     def log_metrics(self, step: int, metrics: dict[str, float], prefix: str = T.TRAIN_PREFIX) -> None:
-        self._send("log_metrics", {"step": int(step), "prefix": prefix, "ts": int(time.time() * 1000),
-                                   "metrics": {k: float(v) for k, v in metrics.items()}})
+        self._send(
+            "log_metrics",
+            {
+                "step": int(step),
+                "prefix": prefix,
+                "ts": int(time.time() * 1000),
+                "metrics": {k: float(v) for k, v in metrics.items()},
+            },
+        )
 
     def log_params(self, params: dict[str, Any]) -> None:
         self._send("log_params", {"params": {k: str(v) for k, v in params.items()}})
@@ -154,7 +191,7 @@ class ProcessTracker(Tracker):
             except TrackingError:
                 pass
             try:
-                self._proc.stdin.close()                    # EOF after "close": a clean exit
+                self._proc.stdin.close()  # EOF after "close": a clean exit
             except OSError:
                 pass
             try:
@@ -168,9 +205,11 @@ class ProcessTracker(Tracker):
 # ---------------------------------------------------------------------------------------------
 # The helper
 
+
 def _watch(parent_pid: int, inbox: queue.Queue) -> None:
     """Requests from stdin into `inbox`; None once the parent is gone (EOF, or re-parented:
     a pipe can outlive its writer when another process inherited it)."""
+
     def read() -> None:
         for line in sys.stdin:
             inbox.put(json.loads(line))
@@ -179,7 +218,7 @@ def _watch(parent_pid: int, inbox: queue.Queue) -> None:
     threading.Thread(target=read, daemon=True).start()
     while os.getppid() == parent_pid:
         time.sleep(PARENT_POLL_S)
-    time.sleep(2 * PARENT_POLL_S)       # let the reader take in what the parent wrote last
+    time.sleep(2 * PARENT_POLL_S)  # let the reader take in what the parent wrote last
     inbox.put(None)
 
 
@@ -190,7 +229,7 @@ def main() -> int:
     from harness.tracking.inprocess import MlflowTracker, end_run
 
     channel = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)                                    # stray prints go to stderr, not the channel
+    os.dup2(2, 1)  # stray prints go to stderr, not the channel
     try:
         os.nice(int(os.environ.get("RBENCH_TRACKER_NICE", "10")))
     except (AttributeError, OSError, ValueError):
@@ -209,12 +248,17 @@ def main() -> int:
         return 2
     init = SimpleNamespace(**first["args"])
     threading.Thread(target=_watch, args=(init.parent_pid, inbox), daemon=True).start()
-    sys.argv = list(init.argv)                       # provenance records the user's command
+    sys.argv = list(init.argv)  # provenance records the user's command
     answer: dict[str, Any] = {"id": first["id"], "ok": True}
     try:
-        tracker = MlflowTracker(ExperimentConfig.model_validate(init.cfg), run_dir=Path(init.run_dir),
-                                run_id=init.run_id, parent_run_id=init.parent_run_id,
-                                tags=init.tags, record_id=init.record_id)
+        tracker = MlflowTracker(
+            ExperimentConfig.model_validate(init.cfg),
+            run_dir=Path(init.run_dir),
+            run_id=init.run_id,
+            parent_run_id=init.parent_run_id,
+            tags=init.tags,
+            record_id=init.record_id,
+        )
     except Exception as e:  # noqa: BLE001
         answer = {"id": first["id"], "ok": False, "error": f"{type(e).__name__}: {e}"[:500]}
         tracker = None
@@ -222,7 +266,7 @@ def main() -> int:
     if tracker is None:
         return 1
 
-    pending: list = []                 # metric records not yet written
+    pending: list = []  # metric records not yet written
     last_flush = time.monotonic()
     flush_s = float(os.environ.get("RBENCH_TRACKER_FLUSH_S", "2"))
     started = ended = closed = False
@@ -275,7 +319,9 @@ def main() -> int:
             else:
                 raise ValueError(f"unknown request {op!r}")
         except Exception as e:  # noqa: BLE001 - every failure goes back to the parent, one line
-            text = str(e) if isinstance(e, TrackingError) else f"MLflow ({tracker.uri}): {type(e).__name__}: {e}"
+            text = (
+                str(e) if isinstance(e, TrackingError) else f"MLflow ({tracker.uri}): {type(e).__name__}: {e}"
+            )
             answer = {"id": msg["id"], "ok": False, "error": (text.strip().splitlines() or [""])[0][:500]}
         reply(answer)
 
@@ -286,6 +332,7 @@ def main() -> int:
         flush()
         if init.owns_run and not ended and not closed:
             from harness.tracking.store import client
+
             c = client(tracker.uri)
             if c.get_run(tracker.run_id).info.status == "RUNNING":
                 end_run(c, tracker.run_id, Outcome(init.vanish_status, init.vanish_reason))

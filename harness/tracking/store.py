@@ -4,12 +4,14 @@ Everything uses `MlflowClient` with an explicit tracking URI (never MLflow's flu
 so several runs in one process, a helper process or a Ray worker never step on each other. The
 default store is `sqlite:///<runs_dir>/mlflow.db` with artifacts under `<runs_dir>/mlartifacts`.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from harness.tracking import tags as T
 
@@ -37,6 +39,7 @@ def client(uri: str):
     offline by default (set MLFLOW_DISABLE_TELEMETRY=false to opt in)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=uri)
 
 
@@ -47,8 +50,11 @@ def ensure_experiment(uri: str, name: str, artifact_location: str | None = None)
     exp = c.get_experiment_by_name(name)
     if exp is None:
         try:
-            return c.create_experiment(name, artifact_location=artifact_location, tags={
-                T.EXPERIMENT_KIND_TAG: T.EXPERIMENT_KIND, T.NOTE_TAG: T.EXPERIMENT_DESCRIPTION})
+            return c.create_experiment(
+                name,
+                artifact_location=artifact_location,
+                tags={T.EXPERIMENT_KIND_TAG: T.EXPERIMENT_KIND, T.NOTE_TAG: T.EXPERIMENT_DESCRIPTION},
+            )
         except Exception:  # created concurrently by another process
             exp = c.get_experiment_by_name(name)
             if exp is None:
@@ -60,8 +66,9 @@ def ensure_experiment(uri: str, name: str, artifact_location: str | None = None)
     return exp.experiment_id
 
 
-def search_runs(uri: str, experiment: str, filter_string: str = "", *,
-                order_by: list[str] | None = None) -> Iterator:
+def search_runs(
+    uri: str, experiment: str, filter_string: str = "", *, order_by: list[str] | None = None
+) -> Iterator:
     """Every run of `experiment` matching `filter_string`, all pages (none if it does not exist)."""
     c = client(uri)
     exp = c.get_experiment_by_name(experiment)
@@ -69,8 +76,13 @@ def search_runs(uri: str, experiment: str, filter_string: str = "", *,
         return
     token = None
     while True:
-        page = c.search_runs([exp.experiment_id], filter_string=filter_string, max_results=1000,
-                             order_by=order_by, page_token=token)
+        page = c.search_runs(
+            [exp.experiment_id],
+            filter_string=filter_string,
+            max_results=1000,
+            order_by=order_by,
+            page_token=token,
+        )
         yield from page
         token = page.token
         if not token:

@@ -9,6 +9,7 @@ harness/tracking/process.py) that ends the parent as KILLED, with the reason, if
 with the run still RUNNING; `start_parent_run(..., run_id=...)` (`rbench sweep SPEC --resume`)
 re-opens it and watches it again.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,23 +26,33 @@ from harness.tracking.tags import NAME_TAG, ROLE_TAG, SWEEP_TAG, TRIAL_TAG  # no
 # The helper watching each parent run opened in this process (kept referenced: its pipe closing
 # is what tells it that the driver is gone).
 _WATCHERS: dict[str, ProcessTracker] = {}
-DRIVER_GONE = ("the sweep driver (pid {pid}) exited while the sweep was running: "
-               "`rbench sweep SPEC --resume` continues it")
+DRIVER_GONE = (
+    "the sweep driver (pid {pid}) exited while the sweep was running: "
+    "`rbench sweep SPEC --resume` continues it"
+)
 
 
-def start_parent_run(cfg, *, sweep_id: str, sweep_name: str, sweep_dir: Path,
-                     spec: dict[str, Any], run_id: str | None = None) -> str:
+def start_parent_run(
+    cfg, *, sweep_id: str, sweep_name: str, sweep_dir: Path, spec: dict[str, Any], run_id: str | None = None
+) -> str:
     """Create the sweep's parent run (or reopen `run_id` on resume). `cfg` is the base experiment;
     its params are logged so the parent shows what every trial shares."""
     import os
 
-    cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(
-        update={"run_name": f"sweep:{sweep_id}"})})
+    cfg = cfg.model_copy(
+        update={"tracking": cfg.tracking.model_copy(update={"run_name": f"sweep:{sweep_id}"})}
+    )
     tags = {SWEEP_TAG: sweep_id, NAME_TAG: sweep_name, ROLE_TAG: "sweep"}
     try:
-        watcher = ProcessTracker(cfg, run_dir=sweep_dir, run_id=run_id, vanish_status=KILLED,
-                                 vanish_reason=DRIVER_GONE.format(pid=os.getpid()), tags=tags)
-    except OSError:        # no helper can be started here: an unwatched parent run
+        watcher = ProcessTracker(
+            cfg,
+            run_dir=sweep_dir,
+            run_id=run_id,
+            vanish_status=KILLED,
+            vanish_reason=DRIVER_GONE.format(pid=os.getpid()),
+            tags=tags,
+        )
+    except OSError:  # no helper can be started here: an unwatched parent run
         tracker = MlflowTracker(cfg, run_dir=sweep_dir, run_id=run_id, tags=tags)
         tracker.start()
         if run_id is None:
@@ -59,8 +70,14 @@ def start_parent_run(cfg, *, sweep_id: str, sweep_name: str, sweep_dir: Path,
     return rid
 
 
-def end_run(uri: str, run_id: str, *, status: str, metrics: dict[str, float] | None = None,
-            tags: dict[str, str] | None = None) -> None:
+def end_run(
+    uri: str,
+    run_id: str,
+    *,
+    status: str,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
     """Close a run: FINISHED, FAILED or KILLED (early-stopped / interrupted), with final values."""
     from mlflow.entities import Metric
 
@@ -78,13 +95,17 @@ def end_run(uri: str, run_id: str, *, status: str, metrics: dict[str, float] | N
 
 def find_trial_run(uri: str, experiment: str, sweep_id: str, number: int) -> str | None:
     """The child run of trial `number` of this sweep, if one was created before (a restart)."""
-    runs = sorted(search_runs(uri, experiment, f"tags.`{SWEEP_TAG}` = '{sweep_id}' and "
-                                               f"tags.`{TRIAL_TAG}` = '{number}'"),
-                  key=lambda r: r.info.start_time)
+    runs = sorted(
+        search_runs(
+            uri, experiment, f"tags.`{SWEEP_TAG}` = '{sweep_id}' and tags.`{TRIAL_TAG}` = '{number}'"
+        ),
+        key=lambda r: r.info.start_time,
+    )
     return runs[0].info.run_id if runs else None
 
 
 def trial_runs(uri: str, experiment: str, sweep_id: str) -> list:
     """All child runs of a sweep (used by the tests and reports)."""
-    return list(search_runs(uri, experiment, f"tags.`{SWEEP_TAG}` = '{sweep_id}' and "
-                                             f"tags.`{ROLE_TAG}` = 'trial'"))
+    return list(
+        search_runs(uri, experiment, f"tags.`{SWEEP_TAG}` = '{sweep_id}' and tags.`{ROLE_TAG}` = 'trial'")
+    )

@@ -1,4 +1,5 @@
 """Fixtures for the benchmarks tests: a fresh cache folder per test; never any network."""
+
 from __future__ import annotations
 
 import sys

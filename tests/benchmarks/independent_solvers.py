@@ -1,4 +1,5 @@
 """Checkers written independently of benchmarks/ (different algorithms), used as ground truth."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -41,8 +42,9 @@ def count_sudoku_solutions(grid: list[int], n: int, limit: int = 2) -> int:
     for idx, d in enumerate(grid):
         if d:
             r, c = divmod(idx, n)
-            if any((r, c, d) not in X[col] for col in rows[(r, c, d)] if col in X) or \
-                    any(col not in X for col in rows[(r, c, d)]):
+            if any((r, c, d) not in X[col] for col in rows[(r, c, d)] if col in X) or any(
+                col not in X for col in rows[(r, c, d)]
+            ):
                 return 0
             select((r, c, d))
 
@@ -65,7 +67,7 @@ def count_sudoku_solutions(grid: list[int], n: int, limit: int = 2) -> int:
 def valid_sudoku(grid: list[int], n: int) -> bool:
     br, bc = BOXES[n]
     want = set(range(1, n + 1))
-    rows = [grid[r * n:(r + 1) * n] for r in range(n)]
+    rows = [grid[r * n : (r + 1) * n] for r in range(n)]
     if any(set(r) != want for r in rows):
         return False
     if any({rows[r][c] for r in range(n)} != want for c in range(n)):

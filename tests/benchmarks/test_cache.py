@@ -1,4 +1,5 @@
 """The dataset cache: keyed by task config + data seed, no-op rebuilds, atomic writes."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,9 @@ build(resolve(%r), Path(sys.argv[1]))
 """
 
 
-def test_a_builder_killed_while_writing_leaves_a_tmp_folder_that_is_never_read(cache_root, tmp_path,
-                                                                               monkeypatch):
+def test_a_builder_killed_while_writing_leaves_a_tmp_folder_that_is_never_read(
+    cache_root, tmp_path, monkeypatch
+):
     """A real SIGKILL (no Python clean-up runs) of a process in the middle of writing the cache:
     its `.tmp-*` folder stays behind, half written; lookups ignore it and the next build never
     reads it."""
@@ -90,10 +92,15 @@ def test_a_builder_killed_while_writing_leaves_a_tmp_folder_that_is_never_read(c
     from benchmarks.dataset import PuzzleDataset
 
     marker = tmp_path / "one-split-written"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", _BUILD_THEN_HANG % (SMALL,), str(cache_root),
-                             str(marker)], env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BUILD_THEN_HANG % (SMALL,), str(cache_root), str(marker)], env=env
+    )
     try:
         deadline = time.time() + 120
         while not marker.exists():
@@ -112,11 +119,13 @@ def test_a_builder_killed_while_writing_leaves_a_tmp_folder_that_is_never_read(c
     (left[0] / "train.npz").write_bytes(b"garbage a reader would choke on")
     read = []
     real_load = PuzzleDataset.load
-    monkeypatch.setattr(PuzzleDataset, "load", staticmethod(lambda path: read.append(path) or real_load(path)))
+    monkeypatch.setattr(
+        PuzzleDataset, "load", staticmethod(lambda path: read.append(path) or real_load(path))
+    )
     data = build(spec, cache_root)
     assert len(data["train"]) == 40 and len(data["test"]) == 10
     assert cache.lookup(spec, cache_root) == cache.cache_dir(spec, cache_root)
-    again = build(spec, cache_root)                      # from the cache now
+    again = build(spec, cache_root)  # from the cache now
     np.testing.assert_array_equal(again["train"].inputs, data["train"].inputs)
     assert read and not any(".tmp-" in str(p) for p in read), read
 
@@ -125,7 +134,7 @@ def test_incomplete_folder_is_replaced(cache_root):
     spec = resolve(SMALL)
     d = cache.cache_dir(spec, cache_root)
     d.mkdir(parents=True)
-    (d / "train.npz").write_bytes(b"half a file")          # no manifest: not a finished copy
+    (d / "train.npz").write_bytes(b"half a file")  # no manifest: not a finished copy
     assert cache.lookup(spec, cache_root) is None
     data = build(spec, cache_root)
     assert len(data["train"]) == 40 and cache.lookup(spec, cache_root) == d
@@ -138,7 +147,7 @@ def test_concurrent_builder_finishing_first_wins(cache_root, monkeypatch):
     def other_process_finishes_meanwhile(self, s):
         out = real(self, s)
         monkeypatch.setattr(type(spec.family), "build", real)
-        build(s, cache_root)                # the "other" builder renames its copy into place
+        build(s, cache_root)  # the "other" builder renames its copy into place
         return out
 
     monkeypatch.setattr(type(spec.family), "build", other_process_finishes_meanwhile)
@@ -151,8 +160,16 @@ def test_malformed_csv_fails_with_file_line_reason_and_caches_nothing(cache_root
     f = tmp_path / "bad.csv"
     good = "rbench,1..........3....,1234341221434321,0\n"
     f.write_text("source,question,answer,rating\n" + good * 3 + "x,12,1234341221434321,0\n" + good)
-    spec = resolve({"name": "sudoku-extreme", "source": "csv", "path": str(f), "size": 4,
-                    "train_size": 2, "augmentations": 0})
+    spec = resolve(
+        {
+            "name": "sudoku-extreme",
+            "source": "csv",
+            "path": str(f),
+            "size": 4,
+            "train_size": 2,
+            "augmentations": 0,
+        }
+    )
     with pytest.raises(DataError) as e:
         build(spec, cache_root)
     assert str(f) in str(e.value) and e.value.line == 5 and "question has 2 characters" in str(e.value)

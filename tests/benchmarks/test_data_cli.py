@@ -1,4 +1,5 @@
 """`rbench data list|build|show|export`."""
+
 from __future__ import annotations
 
 
@@ -31,8 +32,10 @@ def test_build_twice_then_show(capsys, tmp_path):
 
 def test_experiment_file_and_task_prefix(capsys, tmp_path):
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"runs_dir: {tmp_path / 'r'}\nmodel: {{arch: transformer}}\n"
-                   "task: {name: parity-24, train_size: 50, test_size: 10}\n")
+    exp.write_text(
+        f"runs_dir: {tmp_path / 'r'}\nmodel: {{arch: transformer}}\n"
+        "task: {name: parity-24, train_size: 50, test_size: 10}\n"
+    )
     code, out, err = run(capsys, "data", "build", str(exp), "task.test_size=12")
     assert code == 0, err
     assert "test 12" in out and str(tmp_path / "r" / "data") in out
@@ -43,16 +46,30 @@ def test_user_errors_are_one_line(capsys, tmp_path):
     assert code == 2 and "task.colour" in err and err.count("\n") == 1
     code, _, err = run(capsys, "data", "build", "sudoku-extreme", "--runs-dir", str(tmp_path))
     assert code == 2 and "--from" in err and err.count("\n") == 1
-    code, _, err = run(capsys, "data", "export", "parity-24", "--out", str(tmp_path / "x.csv"),
-                       "--runs-dir", str(tmp_path))
+    code, _, err = run(
+        capsys, "data", "export", "parity-24", "--out", str(tmp_path / "x.csv"), "--runs-dir", str(tmp_path)
+    )
     assert code == 2 and "export" in err
 
 
 def test_from_file_options_in_any_order(capsys, tmp_path):
     f = tmp_path / "s.csv"
-    f.write_text("source,question,answer,rating\n" +
-                 "".join(f"r{i},1..........3....,1234341221434321,{i}\n" for i in range(6)))
-    code, out, err = run(capsys, "data", "build", "sudoku-extreme", "--from", str(f), "size=4",
-                         "train_size=4", "augmentations=1", "--runs-dir", str(tmp_path))
+    f.write_text(
+        "source,question,answer,rating\n"
+        + "".join(f"r{i},1..........3....,1234341221434321,{i}\n" for i in range(6))
+    )
+    code, out, err = run(
+        capsys,
+        "data",
+        "build",
+        "sudoku-extreme",
+        "--from",
+        str(f),
+        "size=4",
+        "train_size=4",
+        "augmentations=1",
+        "--runs-dir",
+        str(tmp_path),
+    )
     assert code == 0, err
     assert "train 8, test 2" in out

@@ -1,4 +1,5 @@
 """PuzzleDataset storage: plain and compact (MappedRows) rows index, save and subset alike."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ def test_mapped_rows_behave_like_the_array_they_stand_for(tmp_path):
     np.testing.assert_array_equal(np.asarray(rows), dense)
 
     meta = DatasetMeta("t", 6, 5, 1)
-    ds = PuzzleDataset(rows, MappedRows.pack(dense), np.zeros(40, np.int32), np.arange(40), meta,
-                       {"r": np.arange(40.0)})
+    ds = PuzzleDataset(
+        rows, MappedRows.pack(dense), np.zeros(40, np.int32), np.arange(40), meta, {"r": np.arange(40.0)}
+    )
     ds.save(tmp_path / "x.npz")
     back = PuzzleDataset.load(tmp_path / "x.npz")
     assert isinstance(back.inputs, MappedRows) and back.meta == meta

@@ -1,4 +1,5 @@
 """Small depth tasks: labels checked against plain reference computations; splits disjoint."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,10 +40,10 @@ def test_multi_operand_addition(cache_root):
     assert spec.seq_len == k * m + out
     for x, y in zip(data["test"].inputs, data["test"].labels):
         ops = (x[: k * m] - DIGIT0).reshape(k, m)
-        value = sum(int("".join(map(str, op[::-1])), b) for op in ops)   # least significant first
-        got = y[k * m:] - DIGIT0
-        assert sum(int(d) * b ** i for i, d in enumerate(got)) == value
-        assert (y[: k * m] == IGNORE_LABEL_ID).all() and (x[k * m:] == 1).all()
+        value = sum(int("".join(map(str, op[::-1])), b) for op in ops)  # least significant first
+        got = y[k * m :] - DIGIT0
+        assert sum(int(d) * b**i for i, d in enumerate(got)) == value
+        assert (y[: k * m] == IGNORE_LABEL_ID).all() and (x[k * m :] == 1).all()
 
 
 def test_pointer_chasing(cache_root):
@@ -77,6 +78,7 @@ def test_train_and_test_are_disjoint_and_seeded(cache_root, name):
 
 def test_too_small_an_input_space_is_a_config_error(cache_root):
     from harness.errors import ConfigError
+
     with pytest.raises(ConfigError) as e:
         built("parity-24", cache_root, length=4, test_size=20)
     assert e.value.key == "task.test_size"

@@ -1,4 +1,5 @@
 """Mazes: every label is a shortest path (checked by an independent BFS); the CSV format."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,17 +33,20 @@ def check_label_is_a_shortest_path(q_rows, a_rows):
     return shortest
 
 
-@pytest.mark.parametrize("task,over", [
-    ("maze-11x11", {"train_size": 60, "test_size": 20, "augmentations": 3}),
-    ("maze-hard-gen", {"train_size": 6, "test_size": 4}),
-    ("maze-11to21", {"train_size": 10, "test_size": 5}),
-])
+@pytest.mark.parametrize(
+    "task,over",
+    [
+        ("maze-11x11", {"train_size": 60, "test_size": 20, "augmentations": 3}),
+        ("maze-hard-gen", {"train_size": 6, "test_size": 4}),
+        ("maze-11to21", {"train_size": 10, "test_size": 5}),
+    ],
+)
 def test_every_label_is_a_shortest_path(cache_root, task, over):
     spec = resolve({"name": task, **over})
     data = build(spec, cache_root)
     side = spec.meta.extra["canvas"]
     p = spec.params
-    for split, ds in data.items():
+    for _split, ds in data.items():
         for i in range(len(ds)):
             n = check_label_is_a_shortest_path(as_text(ds.inputs[i], side), as_text(ds.labels[i], side))
             assert n >= p.min_path_length and ds.aux["rating"][i] == n
@@ -52,11 +56,14 @@ def test_every_label_is_a_shortest_path(cache_root, task, over):
         assert spec.seq_len == 900 and spec.vocab_size == 6
 
 
-@pytest.mark.parametrize("task,over", [
-    ("maze-11x11", {"train_size": 40, "test_size": 20, "augmentations": 2}),
-    ("maze-11to21", {"train_size": 20, "test_size": 10}),
-    ("maze-hard-gen", {"train_size": 3, "test_size": 3}),
-])
+@pytest.mark.parametrize(
+    "task,over",
+    [
+        ("maze-11x11", {"train_size": 40, "test_size": 20, "augmentations": 2}),
+        ("maze-11to21", {"train_size": 20, "test_size": 10}),
+        ("maze-hard-gen", {"train_size": 3, "test_size": 3}),
+    ],
+)
 def test_every_maze_of_every_split_has_one_shortest_path_and_some_have_cycles(cache_root, task, over):
     """Counted by an independent BFS (exact counts, no cap): with `unique_path` each maze of each
     split has exactly one shortest route although `loops` opened cycles in many of them."""
@@ -67,25 +74,36 @@ def test_every_maze_of_every_split_has_one_shortest_path_and_some_have_cycles(ca
         ranks = []
         for row in ds.inputs:
             rows = as_text(row, side)
-            s, g = (next((r, c) for r, line in enumerate(rows) for c, x in enumerate(line) if x == ch)
-                    for ch in "SG")
+            s, g = (
+                next((r, c) for r, line in enumerate(rows) for c, x in enumerate(line) if x == ch)
+                for ch in "SG"
+            )
             assert count_shortest_paths(rows, s, g) == 1, (split, rows)
             ranks.append(cycle_rank(rows))
         assert sum(k > 0 for k in ranks) >= max(1, len(ranks) // 5), (split, ranks)
 
 
 def test_without_unique_path_some_mazes_have_several_shortest_paths(cache_root):
-    spec = resolve({"name": "maze-11x11", "train_size": 40, "test_size": 1, "unique_path": False,
-                    "loops": 0.3})
-    counts = [count_shortest_paths(rows, *[next((r, c) for r, line in enumerate(rows)
-                                               for c, x in enumerate(line) if x == ch) for ch in "SG"])
-              for rows in (as_text(row, 11) for row in build(spec, cache_root)["train"].inputs)]
+    spec = resolve(
+        {"name": "maze-11x11", "train_size": 40, "test_size": 1, "unique_path": False, "loops": 0.3}
+    )
+    counts = [
+        count_shortest_paths(
+            rows,
+            *[
+                next((r, c) for r, line in enumerate(rows) for c, x in enumerate(line) if x == ch)
+                for ch in "SG"
+            ],
+        )
+        for rows in (as_text(row, 11) for row in build(spec, cache_root)["train"].inputs)
+    ]
     assert min(counts) >= 1 and max(counts) >= 2, counts
 
 
 def test_loops_zero_gives_perfect_mazes(cache_root):
-    spec = resolve({"name": "maze-11x11", "train_size": 20, "test_size": 1, "loops": 0.0,
-                    "min_path_length": 1})
+    spec = resolve(
+        {"name": "maze-11x11", "train_size": 20, "test_size": 1, "loops": 0.0, "min_path_length": 1}
+    )
     assert all(cycle_rank(as_text(row, 11)) == 0 for row in build(spec, cache_root)["train"].inputs)
 
 
@@ -97,9 +115,11 @@ def test_path_valid_accepts_any_shortest_path():
     bad = ["#######", "#Soooo#", "#    o#", "# o  o#", "#    o#", "#    G#", "#######"]  # stray o
     enc = lambda rows: np.array([[CHARS.index(ch) + 1 for ch in "".join(rows)]], np.int32)
     from benchmarks.dataset import DatasetMeta, PuzzleDataset
+
     meta = DatasetMeta("m", 49, 6, 1, {"family": "maze", "grid": 7, "canvas": 7})
-    ds = PuzzleDataset(np.repeat(enc(q), 3, 0), np.repeat(enc(a1), 3, 0), np.zeros(3, np.int32),
-                       np.arange(3), meta)
+    ds = PuzzleDataset(
+        np.repeat(enc(q), 3, 0), np.repeat(enc(a1), 3, 0), np.zeros(3, np.int32), np.arange(3), meta
+    )
     preds = np.concatenate([enc(a1), enc(a2), enc(bad)])
     spec = resolve({"name": "maze-11x11"})
     m = scoring.score(spec, ds, preds, np.zeros(3))
@@ -108,6 +128,7 @@ def test_path_valid_accepts_any_shortest_path():
 
 def test_csv_round_trip_and_loader(cache_root, tmp_path):
     from harness.cli import main
+
     runs = tmp_path / "runs"
     out = tmp_path / "maze.csv"
     args = ["maze-11x11", "train_size=4", "test_size=6", "--runs-dir", str(runs)]
@@ -116,15 +137,14 @@ def test_csv_round_trip_and_loader(cache_root, tmp_path):
     built = build(resolve({"name": "maze-11x11", "train_size": 4, "test_size": 6}), runs / "data")
     np.testing.assert_array_equal(rows.questions.astype(np.int32) + 1, built["test"].inputs)
     np.testing.assert_array_equal(rows.answers.astype(np.int32) + 1, built["test"].labels)
-    spec = resolve({"name": "maze-hard", "source": "csv", "path": str(out), "grid": 11,
-                    "train_size": 4})
+    spec = resolve({"name": "maze-hard", "source": "csv", "path": str(out), "grid": 11, "train_size": 4})
     data = build(spec, cache_root)
     assert (len(data["train"]), len(data["test"])) == (4, 2)
 
 
 def test_malformed_maze_rows(tmp_path):
-    q = "#####" "#S  #" "# # #" "#  G#" "#####"
-    a = "#####" "#Soo#" "# #o#" "#  G#" "#####"
+    q = "######S  ## # ##  G######"
+    a = "######Soo## #o##  G######"
     cases = [
         (q, a.replace("Soo", "So "), "not a shortest S->G path"),
         (q.replace("G", " "), a.replace("G", " "), "exactly one S and one G"),

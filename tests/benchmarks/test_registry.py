@@ -1,4 +1,5 @@
 """Registry: tasks are YAML data; resolve validates parameters and knows shapes without building."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,15 +12,34 @@ from harness.errors import ConfigError
 
 def test_registry_lists_the_paper_and_small_tasks():
     names = set(list_tasks())
-    for want in ("sudoku-4x4", "sudoku-6x6", "sudoku-9x9", "sudoku-extreme", "sudoku-extreme-gen",
-                 "maze-hard", "maze-hard-gen", "arc-agi-1", "arc-agi-2", "parity-24",
-                 "addition-8x6", "pointer-16x12", "rule110-24x8"):
+    for want in (
+        "sudoku-4x4",
+        "sudoku-6x6",
+        "sudoku-9x9",
+        "sudoku-extreme",
+        "sudoku-extreme-gen",
+        "maze-hard",
+        "maze-hard-gen",
+        "arc-agi-1",
+        "arc-agi-2",
+        "parity-24",
+        "addition-8x6",
+        "pointer-16x12",
+        "rule110-24x8",
+    ):
         assert want in names
 
 
-@pytest.mark.parametrize("name,seq,vocab", [("sudoku-extreme", 81, 11), ("sudoku-4x4", 16, 6),
-                                            ("maze-hard", 900, 6), ("arc-agi-1", 900, 12),
-                                            ("parity-24", 24, 4)])
+@pytest.mark.parametrize(
+    "name,seq,vocab",
+    [
+        ("sudoku-extreme", 81, 11),
+        ("sudoku-4x4", 16, 6),
+        ("maze-hard", 900, 6),
+        ("arc-agi-1", 900, 12),
+        ("parity-24", 24, 4),
+    ],
+)
 def test_resolve_gives_shapes_without_building(monkeypatch, name, seq, vocab):
     spec = resolve(name)
     monkeypatch.setattr(type(spec.family), "build", lambda *a: pytest.fail("built data"))

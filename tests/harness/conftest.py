@@ -4,6 +4,7 @@
 each with 1 logical CPU, so a 2-worker job or two 1-worker trials must use both nodes. Starting Ray
 costs ~15-30 s on 2 cores, hence session scope; every test writes under its own run folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,11 +21,25 @@ REPO = Path(__file__).resolve().parents[2]
 TINY_EXPERIMENT = {
     "name": "tiny",
     "seed": 0,
-    "model": {"arch": "trm", "hidden": 32, "heads": 2, "T": 1, "n": 1, "layers": 1,
-              "halt_max_steps": 2, "puzzle_emb_len": 0},
+    "model": {
+        "arch": "trm",
+        "hidden": 32,
+        "heads": 2,
+        "T": 1,
+        "n": 1,
+        "layers": 1,
+        "halt_max_steps": 2,
+        "puzzle_emb_len": 0,
+    },
     "task": {"name": "sudoku-4x4", "train_size": 256, "test_size": 64},
-    "train": {"steps": 20, "batch_size": 16, "lr": 3e-3, "log_every": 5, "eval_examples": 32,
-              "checkpoint_every": 10},
+    "train": {
+        "steps": 20,
+        "batch_size": 16,
+        "lr": 3e-3,
+        "log_every": 5,
+        "eval_examples": 32,
+        "checkpoint_every": 10,
+    },
     "engine": {"threads": 1},
 }
 
@@ -60,17 +75,15 @@ def ray_cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ray")
     os.environ["RAY_TMPDIR"] = str(tmp)
     # Workers import harness/, models/, benchmarks/ from the checkout even when not pip-installed.
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    if ray.is_initialized():   # e.g. a local Ray another test started in this process
+    if ray.is_initialized():  # e.g. a local Ray another test started in this process
         ray.shutdown()
     t0 = time.time()
     # Trial drivers (Tune actors) ask for `driver_slot`, which only the head offers, so they never
     # hold a CPU that a training worker needs (Ray's "driver on a safe node" pattern).
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 1, "resources": {"driver_slot": 8}})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"driver_slot": 8}})
     cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, logging_level="WARNING")
     cluster.wait_for_nodes()

@@ -1,5 +1,6 @@
 """Checks shared by the sweep fault tests (a plain module, not a test file): what a checkpoint
 folder holds, compared tensor by tensor, and the steps of a run's MLflow metric history."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,9 +46,11 @@ def assert_same_checkpoint(got_dir: Path, want_dir: Path) -> None:
 
 def file_fingerprints(root: Path) -> dict[str, tuple[str, int]]:
     """relative path -> (sha256, mtime_ns) of every file under root."""
-    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(),
-                                       p.stat().st_mtime_ns)
-            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(Path(root).rglob("*"))
+        if p.is_file()
+    }
 
 
 def metric_steps(tracking_uri: str, run_id: str, key: str) -> list[int]:

@@ -4,6 +4,7 @@ DeepSpeed 0.19 loads its files with `torch.load(..., weights_only=False)`, which
 a pickle asks for. rbench loads every `*.pt` file of the folder with `weights_only=True` first and
 refuses, by name, a file that holds anything but tensors and plain data.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -61,16 +62,21 @@ def copy_run(trained, tmp_path):
 def test_real_checkpoints_pass_and_resume(trained, tmp_path):
     runs, run, ck = copy_run(trained, tmp_path)
     names = {p.name for p in ck.rglob("*.pt")}
-    assert {"mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt",
-            "carry_rank0.pt", "ema.pt"} <= names, names
-    checkpoint.verify_safe(ck)   # DeepSpeed's own files are plain data
+    assert {
+        "mp_rank_00_model_states.pt",
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "carry_rank0.pt",
+        "ema.pt",
+    } <= names, names
+    checkpoint.verify_safe(ck)  # DeepSpeed's own files are plain data
     cfg = make_cfg(runs, train__steps=3, train__ema_decay=0.9, engine__zero_stage=1)
     assert train(cfg, run, resume_from=ck, progress=False).step == 3
 
 
-@pytest.mark.parametrize("planted", ["ds/mp_rank_00_model_states.pt",
-                                     "ds/zero_pp_rank_0_mp_rank_00_optim_states.pt",
-                                     "carry_rank0.pt"])
+@pytest.mark.parametrize(
+    "planted",
+    ["ds/mp_rank_00_model_states.pt", "ds/zero_pp_rank_0_mp_rank_00_optim_states.pt", "carry_rank0.pt"],
+)
 def test_planted_pickle_payload_is_refused_and_never_runs(trained, tmp_path, planted):
     runs, run, ck = copy_run(trained, tmp_path)
     marker = tmp_path / "payload-ran"
@@ -88,7 +94,7 @@ def test_planted_pickle_payload_is_refused_and_never_runs(trained, tmp_path, pla
     msg = str(ei.value)
     assert str(ck / planted) in msg and "builtins.exec" in msg and "\n" not in msg, msg
     assert not marker.exists(), "the payload ran"
-    assert checkpoint.latest(run) == ck   # nothing was written over the refused checkpoint
+    assert checkpoint.latest(run) == ck  # nothing was written over the refused checkpoint
 
 
 def test_cli_resume_from_a_poisoned_checkpoint_is_one_line_exit_2(trained, tmp_path, capsys):
@@ -96,16 +102,35 @@ def test_cli_resume_from_a_poisoned_checkpoint_is_one_line_exit_2(trained, tmp_p
     marker = tmp_path / "payload-ran"
     plant(ck / "ds" / "mp_rank_00_model_states.pt", marker)
     exp = tmp_path / "exp.yaml"
-    exp.write_text(yaml.safe_dump({
-        "name": "engine-test", "seed": 1, "runs_dir": str(runs),
-        "model": {"arch": "trm", "hidden": 32, "heads": 2, "T": 2, "n": 2, "halt_max_steps": 3,
-                  "puzzle_emb_len": 0},
-        "task": {"name": "sudoku-4x4", "train_size": 256, "test_size": 64},
-        "train": {"steps": 3, "batch_size": 16, "lr": 1e-3, "log_every": 2, "eval_examples": 32,
-                  "ema_decay": 0.9},
-        "engine": {"zero_stage": 1},
-        "tracking": {"enabled": False},
-    }))
+    exp.write_text(
+        yaml.safe_dump(
+            {
+                "name": "engine-test",
+                "seed": 1,
+                "runs_dir": str(runs),
+                "model": {
+                    "arch": "trm",
+                    "hidden": 32,
+                    "heads": 2,
+                    "T": 2,
+                    "n": 2,
+                    "halt_max_steps": 3,
+                    "puzzle_emb_len": 0,
+                },
+                "task": {"name": "sudoku-4x4", "train_size": 256, "test_size": 64},
+                "train": {
+                    "steps": 3,
+                    "batch_size": 16,
+                    "lr": 1e-3,
+                    "log_every": 2,
+                    "eval_examples": 32,
+                    "ema_decay": 0.9,
+                },
+                "engine": {"zero_stage": 1},
+                "tracking": {"enabled": False},
+            }
+        )
+    )
     code = main(["run", str(exp), "--run-dir", str(run), "--resume", "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2, err

@@ -1,4 +1,5 @@
 """`rbench run` as a user meets it: one-line errors with exit code 2, one MLflow run per job."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def write_cfg(tmp_path, runs_dir, **extra):
     data = {
-        "name": "cli", "seed": 0, "runs_dir": str(runs_dir),
+        "name": "cli",
+        "seed": 0,
+        "runs_dir": str(runs_dir),
         "model": {"arch": "transformer", "hidden": 32, "heads": 2, "layers": 2, "halt_max_steps": 2},
         "task": {"name": "sudoku-4x4", "train_size": 128, "test_size": 32},
         "train": {"steps": 4, "batch_size": 16, "lr": 1e-3, "log_every": 2},
@@ -30,6 +33,7 @@ def write_cfg(tmp_path, runs_dir, **extra):
 
 def mlflow_runs(runs_dir):
     from mlflow.tracking import MlflowClient
+
     db = runs_dir / "mlflow.db"
     if not db.exists():
         return []
@@ -38,12 +42,15 @@ def mlflow_runs(runs_dir):
     return [r for r in c.search_runs([e.experiment_id for e in exps])] if exps else []
 
 
-@pytest.mark.parametrize("case, overrides, words", [
-    ("unknown key", ["train.stepz=3"], "train.stepz: unknown key"),
-    ("wrong type", ["train.steps=lots"], "train.steps: input should be a valid integer"),
-    ("unknown task param", ["task.colour=red"], "task.colour"),
-    ("unknown task", ["task.name=chess"], "task.name"),
-])
+@pytest.mark.parametrize(
+    "case, overrides, words",
+    [
+        ("unknown key", ["train.stepz=3"], "train.stepz: unknown key"),
+        ("wrong type", ["train.steps=lots"], "train.steps: input should be a valid integer"),
+        ("unknown task param", ["task.colour=red"], "task.colour"),
+        ("unknown task", ["task.name=chess"], "task.name"),
+    ],
+)
 def test_bad_config_is_one_line_exit_2_and_no_run(tmp_path, runs_dir, capsys, case, overrides, words):
     path = write_cfg(tmp_path, runs_dir)
     code = main(["run", str(path), *overrides])
@@ -56,15 +63,18 @@ def test_bad_config_is_one_line_exit_2_and_no_run(tmp_path, runs_dir, capsys, ca
 
 def _bad_csv(tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text("source,question,answer,rating\nx,1.3.,1234,0\n")   # a 4x4 grid has 16 cells
+    bad.write_text("source,question,answer,rating\nx,1.3.,1234,0\n")  # a 4x4 grid has 16 cells
     return bad
 
 
-@pytest.mark.parametrize("case", ["cuda on a CPU machine", "match_params out of range",
-                                  "malformed --from CSV", "unknown task parameter"])
+@pytest.mark.parametrize(
+    "case",
+    ["cuda on a CPU machine", "match_params out of range", "malformed --from CSV", "unknown task parameter"],
+)
 def test_errors_found_before_training_leave_no_run(tmp_path, runs_dir, capsys, case):
     """Caught by the preflight (harness/preflight.py), before any MLflow run or run folder."""
     import torch
+
     path = write_cfg(tmp_path, runs_dir)
     args, named, key = {
         "cuda on a CPU machine": (["engine.device=cuda"], str(path), "engine.device"),
@@ -101,8 +111,12 @@ def test_missing_file_exit_2(tmp_path, capsys):
 
 def test_cli_entry_point_exit_code(tmp_path):
     """The installed console script itself (a real process) exits 2 with one line."""
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "x.yaml")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(tmp_path / "x.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().endswith("x.yaml: file not found")
 
 
@@ -122,6 +136,7 @@ def test_run_logs_one_complete_mlflow_run(tmp_path, runs_dir, capsys):
     assert len(t["mlflow.source.git.commit"]) in (40, 7) or t["mlflow.source.git.commit"] == "unknown"
     assert t["rbench.checkpoint_dir"].endswith("step_00000004")
     from mlflow.tracking import MlflowClient
+
     c = MlflowClient(tracking_uri=f"sqlite:///{runs_dir / 'mlflow.db'}")
     loss = c.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in loss] == [2, 4]
@@ -131,7 +146,6 @@ def test_run_logs_one_complete_mlflow_run(tmp_path, runs_dir, capsys):
     assert [m.step for m in evals] == [2, 4]
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "provenance.json"} <= artifacts
-    prov = c.load_dict if hasattr(c, "load_dict") else None
     run_dir = next(runs_dir.glob("cli-*"))
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["model"]["arch"] == "transformer" and saved["train"]["steps"] == 4
@@ -174,7 +188,7 @@ def test_ui_serves_the_runs_on_localhost_and_ctrl_c_stops_everything(tmp_path, r
 
     from harness.tracking import tags as T
 
-    sweep = runs_dir / "sweeps" / "s"                    # a sweep's study, as `rbench sweep` keeps it
+    sweep = runs_dir / "sweeps" / "s"  # a sweep's study, as `rbench sweep` keeps it
     sweep.mkdir(parents=True)
     storage = f"sqlite:///{sweep / 'optuna.db'}"
     optuna.create_study(storage=storage, study_name="s-1").optimize(lambda t: t.suggest_float("x", 0, 1), 2)
@@ -182,23 +196,40 @@ def test_ui_serves_the_runs_on_localhost_and_ctrl_c_stops_everything(tmp_path, r
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--runs-dir", str(runs_dir),
-                             "--port", str(port), "--optuna"], stdout=subprocess.PIPE,
-                            stderr=(tmp_path / "ui.log").open("w"), text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "ui",
+            "--runs-dir",
+            str(runs_dir),
+            "--port",
+            str(port),
+            "--optuna",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "ui.log").open("w"),
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     children: list = []
     try:
-        lines = [proc.stdout.readline().strip() for _ in range(2)]   # printed once each answers
-        assert lines == [f"MLflow: http://127.0.0.1:{port}/",
-                         f"Optuna ({storage}): http://127.0.0.1:{port + 1}/"], \
-            (lines, (tmp_path / "ui.log").read_text())
+        lines = [proc.stdout.readline().strip() for _ in range(2)]  # printed once each answers
+        assert lines == [
+            f"MLflow: http://127.0.0.1:{port}/",
+            f"Optuna ({storage}): http://127.0.0.1:{port + 1}/",
+        ], (lines, (tmp_path / "ui.log").read_text())
         for p in (port, port + 1):
             with urllib.request.urlopen(f"http://127.0.0.1:{p}/", timeout=10) as r:
                 assert r.status == 200
         children[:] = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2, "the servers run in child processes"
-        listening = {c.laddr for c in psutil.net_connections("tcp") if c.status == "LISTEN"
-                     and c.laddr.port in (port, port + 1)}
+        listening = {
+            c.laddr
+            for c in psutil.net_connections("tcp")
+            if c.status == "LISTEN" and c.laddr.port in (port, port + 1)
+        }
         assert {a.ip for a in listening} == {"127.0.0.1"}, listening
         exp = mlflow_client(runs_dir).get_experiment_by_name("rbench")
         assert exp.tags[T.EXPERIMENT_KIND_TAG] == "custom_model_development"
@@ -214,4 +245,5 @@ def test_ui_serves_the_runs_on_localhost_and_ctrl_c_stops_everything(tmp_path, r
 
 def mlflow_client(runs_dir):
     from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=f"sqlite:///{runs_dir / 'mlflow.db'}")

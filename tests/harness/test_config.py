@@ -1,4 +1,5 @@
 """Config loading: typed values, overrides, and one clear error per kind of mistake."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,8 @@ from harness.config import apply_overrides, load_experiment, parse_override
 from harness.errors import ConfigError
 
 BASE = {
-    "name": "t", "seed": 3,
+    "name": "t",
+    "seed": 3,
     "model": {"arch": "trm", "hidden": 64, "heads": 2, "T": 2, "n": 3},
     "task": {"name": "sudoku-4x4"},
     "train": {"steps": 10, "batch_size": 8, "lr": 1e-3},
@@ -24,14 +26,15 @@ def write(tmp_path, data, name="exp.yaml"):
 def test_valid_config_is_typed_and_defaults_filled(tmp_path):
     cfg = load_experiment(write(tmp_path, BASE))
     assert cfg.model.arch == "trm" and cfg.model.T == 2 and cfg.model.n == 3
-    assert cfg.model.layers == 2 and cfg.model.puzzle_emb_len == 16      # TRM defaults
+    assert cfg.model.layers == 2 and cfg.model.puzzle_emb_len == 16  # TRM defaults
     assert cfg.train.lr == 1e-3 and cfg.engine.zero_stage == 0
     assert cfg.task.params == {}
 
 
 def test_overrides_are_dotted_and_typed(tmp_path):
-    cfg = load_experiment(write(tmp_path, BASE), ["train.lr=3e-4", "model.n=4", "task.train_size=50",
-                                                  "engine.precision=bf16"])
+    cfg = load_experiment(
+        write(tmp_path, BASE), ["train.lr=3e-4", "model.n=4", "task.train_size=50", "engine.precision=bf16"]
+    )
     assert cfg.train.lr == pytest.approx(3e-4) and isinstance(cfg.train.lr, float)
     assert cfg.model.n == 4
     assert cfg.task.params == {"train_size": 50}
@@ -50,21 +53,35 @@ def test_resolved_config_round_trips(tmp_path):
     assert again == cfg
 
 
-@pytest.mark.parametrize("mutate, key, words", [
-    (lambda d: d["train"].update(stepz=3), "train.stepz", "unknown key"),
-    (lambda d: d["model"].update(L_cycles=3), "model.L_cycles", "unknown key"),   # HRM key on TRM
-    (lambda d: d["train"].update(steps="many"), "train.steps", "integer"),
-    (lambda d: d["train"].update(lr=-1.0), "train.lr", "greater than 0"),
-    (lambda d: d["model"].update(arch="gpt"), "model", "arch"),
-    (lambda d: d["model"].update(hidden=65), "model", "divisible"),
-    (lambda d: d.pop("task"), "task", "missing"),
-    (lambda d: d["train"].update(steps=5, lr_warmup_steps=10), "train.lr_warmup_steps",
-     "must not exceed train.steps (5), got 10"),
-    (lambda d: d["engine"].__setitem__("zero_stage", 4) if "engine" in d else d.update(engine={"zero_stage": 4}),
-     "engine.zero_stage", "less than or equal to 3"),
-])
+@pytest.mark.parametrize(
+    "mutate, key, words",
+    [
+        (lambda d: d["train"].update(stepz=3), "train.stepz", "unknown key"),
+        (lambda d: d["model"].update(L_cycles=3), "model.L_cycles", "unknown key"),  # HRM key on TRM
+        (lambda d: d["train"].update(steps="many"), "train.steps", "integer"),
+        (lambda d: d["train"].update(lr=-1.0), "train.lr", "greater than 0"),
+        (lambda d: d["model"].update(arch="gpt"), "model", "arch"),
+        (lambda d: d["model"].update(hidden=65), "model", "divisible"),
+        (lambda d: d.pop("task"), "task", "missing"),
+        (
+            lambda d: d["train"].update(steps=5, lr_warmup_steps=10),
+            "train.lr_warmup_steps",
+            "must not exceed train.steps (5), got 10",
+        ),
+        (
+            lambda d: (
+                d["engine"].__setitem__("zero_stage", 4)
+                if "engine" in d
+                else d.update(engine={"zero_stage": 4})
+            ),
+            "engine.zero_stage",
+            "less than or equal to 3",
+        ),
+    ],
+)
 def test_bad_values_name_file_key_and_expectation(tmp_path, mutate, key, words):
     import copy
+
     data = copy.deepcopy(BASE)
     mutate(data)
     path = write(tmp_path, data)

@@ -6,6 +6,7 @@ The workers are two processes spawned here (torch.multiprocessing), each calling
 runs it. ACT is off and exploration 0, so nothing in a step depends on the rank's random draws;
 the sampler gives rank r the r-th half of the global batch a single worker would take.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,17 +25,39 @@ STEPS = 5
 
 
 def make_cfg(runs_dir, zero_stage: int, **train):
-    return validate({
-        "name": "dp-test", "seed": 3, "runs_dir": str(runs_dir),
-        "model": {"arch": "trm", "hidden": 32, "heads": 2, "T": 2, "n": 1, "layers": 1,
-                  "halt_max_steps": 2, "act": False, "halt_exploration_prob": 0.0,
-                  "puzzle_emb_len": 2},
-        "task": {"name": "sudoku-4x4", "train_size": 128, "test_size": 40},
-        "train": {"steps": STEPS, "batch_size": 16, "lr": 3e-3, "log_every": 1, "eval_examples": 33,
-                  "eval_batch_size": 5, "puzzle_emb_lr": 1e-2, **train},
-        "engine": {"zero_stage": zero_stage, "threads": 1},
-        "tracking": {"enabled": False},
-    }, "test")
+    return validate(
+        {
+            "name": "dp-test",
+            "seed": 3,
+            "runs_dir": str(runs_dir),
+            "model": {
+                "arch": "trm",
+                "hidden": 32,
+                "heads": 2,
+                "T": 2,
+                "n": 1,
+                "layers": 1,
+                "halt_max_steps": 2,
+                "act": False,
+                "halt_exploration_prob": 0.0,
+                "puzzle_emb_len": 2,
+            },
+            "task": {"name": "sudoku-4x4", "train_size": 128, "test_size": 40},
+            "train": {
+                "steps": STEPS,
+                "batch_size": 16,
+                "lr": 3e-3,
+                "log_every": 1,
+                "eval_examples": 33,
+                "eval_batch_size": 5,
+                "puzzle_emb_lr": 1e-2,
+                **train,
+            },
+            "engine": {"zero_stage": zero_stage, "threads": 1},
+            "tracking": {"enabled": False},
+        },
+        "test",
+    )
 
 
 def _free_port() -> int:
@@ -44,8 +67,14 @@ def _free_port() -> int:
 
 
 def _join(rank: int, world: int, port: int) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), DS_ACCELERATOR="cpu")
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        DS_ACCELERATOR="cpu",
+    )
     torch.set_num_threads(1)
 
 
@@ -70,8 +99,9 @@ def _capture_engine(store: dict) -> None:
     E.import_deepspeed = lambda device=None: Recording(real(device))
 
 
-def _train_worker(rank: int, world: int, port: int, runs_dir: str, run_dir: str, zero_stage: int,
-                  out: str) -> None:
+def _train_worker(
+    rank: int, world: int, port: int, runs_dir: str, run_dir: str, zero_stage: int, out: str
+) -> None:
     from harness.engine import train
 
     _join(rank, world, port)
@@ -79,8 +109,9 @@ def _train_worker(rank: int, world: int, port: int, runs_dir: str, run_dir: str,
     _capture_engine(store)
     result = train(make_cfg(runs_dir, zero_stage), run_dir, progress=False)
     state = {k: v.detach().clone() for k, v in store["engine"].module.state_dict().items()}
-    torch.save({"state": state, "metrics": result.metrics, "step": result.step},
-               os.path.join(out, f"rank{rank}.pt"))
+    torch.save(
+        {"state": state, "metrics": result.metrics, "step": result.step}, os.path.join(out, f"rank{rank}.pt")
+    )
 
 
 def _eval_worker(rank: int, world: int, port: int, runs_dir: str, ckpt_file: str, out: str) -> None:
@@ -112,7 +143,7 @@ def _train_here(runs_dir, run_dir, zero_stage: int, monkeypatch) -> dict:
     """The single worker, in this process (train joins or makes a 1-process group)."""
     import harness.engine as E
 
-    monkeypatch.setattr(E, "import_deepspeed", E.import_deepspeed)   # undone after the test
+    monkeypatch.setattr(E, "import_deepspeed", E.import_deepspeed)  # undone after the test
     store: dict = {}
     _capture_engine(store)
     result = E.train(make_cfg(runs_dir, zero_stage), run_dir, progress=False)
@@ -121,8 +152,7 @@ def _train_here(runs_dir, run_dir, zero_stage: int, monkeypatch) -> dict:
 
 
 def _spawn(fn, world: int, *args) -> None:
-    mp.start_processes(fn, args=(world, _free_port(), *args), nprocs=world, join=True,
-                       start_method="spawn")
+    mp.start_processes(fn, args=(world, _free_port(), *args), nprocs=world, join=True, start_method="spawn")
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +168,9 @@ def data_root(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("zero_stage", [0, 2])
-def test_two_workers_train_like_one_worker_at_the_same_global_batch(data_root, tmp_path, zero_stage,
-                                                                    monkeypatch):
+def test_two_workers_train_like_one_worker_at_the_same_global_batch(
+    data_root, tmp_path, zero_stage, monkeypatch
+):
     one, two = tmp_path / "one", tmp_path / "two"
     two.mkdir()
     single = _train_here(data_root, one / "run", zero_stage, monkeypatch)
@@ -181,7 +212,7 @@ def test_two_worker_evaluation_equals_one_worker_evaluation(data_root, tmp_path,
 
     final = _train_here(data_root, tmp_path / "run", 0, monkeypatch)["metrics"]
     ckpt_file = checkpoint.latest(tmp_path / "run") / checkpoint.DS_TAG / "mp_rank_00_model_states.pt"
-    assert dist.is_initialized() and dist.get_world_size() == 1     # the group train made here
+    assert dist.is_initialized() and dist.get_world_size() == 1  # the group train made here
     single = _evaluate_checkpoint(str(data_root), str(ckpt_file), 0, 1)
     _spawn(_eval_worker, 2, str(data_root), str(ckpt_file), str(tmp_path))
     e0, e1 = (torch.load(tmp_path / f"eval{r}.pt", weights_only=True) for r in (0, 1))

@@ -1,4 +1,5 @@
 """Ray Train jobs (`rbench run --workers N`): 2 DeepSpeed workers (gloo) on two simulated nodes."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ def test_two_worker_job_trains_and_logs_exactly_one_mlflow_run(ray_cluster, tmp_
     run = runs_found[0]
     assert run.info.status == "FINISHED"
     assert run.data.tags["rbench.workers"] == "2"
-    assert run.info.artifact_uri.startswith(runs.resolve().as_uri())   # nothing in the repo tree
+    assert run.info.artifact_uri.startswith(runs.resolve().as_uri())  # nothing in the repo tree
     # rank 0 logged the training curve (every log_every steps) and the final evaluation
     losses = c.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in losses] == list(range(5, cfg.train.steps + 1, 5))
@@ -83,6 +84,7 @@ def _module_weights(step_dir):
     import torch
 
     from harness.checkpoint import DS_TAG
+
     files = sorted((step_dir / DS_TAG).glob("mp_rank_00_model_states.pt"))
     assert files, f"no model states under {step_dir}"
     return torch.load(files[0], map_location="cpu", weights_only=False)["module"]
@@ -90,7 +92,8 @@ def _module_weights(step_dir):
 
 @pytest.mark.slow
 def test_killed_worker_resumes_each_step_logged_once_and_matches_an_undisturbed_job(
-        ray_cluster, tmp_path, experiment_file):
+    ray_cluster, tmp_path, experiment_file
+):
     """SIGKILL rank 0 once the step-10 checkpoint is registered: Ray restarts the worker group
     from it, steps 11.. are re-trained; train/loss has every step exactly once and the final
     weights equal an undisturbed job's."""
@@ -114,8 +117,9 @@ def test_killed_worker_resumes_each_step_logged_once_and_matches_an_undisturbed_
         snap = job / "checkpoints" / "checkpoint_manager_snapshot.json"
         while not killed:
             try:
-                names = [r.get("checkpoint_dir_name")
-                         for r in json.loads(snap.read_text())["checkpoint_results"]]
+                names = [
+                    r.get("checkpoint_dir_name") for r in json.loads(snap.read_text())["checkpoint_results"]
+                ]
                 info = json.loads((job / "workers" / "rank0" / "worker.json").read_text())
             except (OSError, ValueError, KeyError):
                 time.sleep(0.05)

@@ -1,4 +1,5 @@
 """AdamATan2 (harness/optim.py): the reference rule exactly, and it trains a model."""
+
 from __future__ import annotations
 
 import math
@@ -12,9 +13,11 @@ from harness.optim import AdamATan2
 #   g = 0.5: m = 0.05, v = 0.0125, bc1 = 0.1, bc2 = 0.05, sqrt(v)/sqrt(bc2) = 0.5
 #   p = 1.0 * (1 - 0.1 * 0.5) - (0.1 / 0.1) * atan2(0.05, 0.5) = 0.95 - 0.0996687 = 0.8503313
 GRADS = [(0.5, -1.0), (-0.3, 4.0), (0.2, 0.0)]
-EXPECTED = [(0.8503313475088379, -1.8003313475088378),
-            (0.7885592498423875, -1.765452357391733),
-            (0.7140041445501876, -1.7203134396057234)]
+EXPECTED = [
+    (0.8503313475088379, -1.8003313475088378),
+    (0.7885592498423875, -1.765452357391733),
+    (0.7140041445501876, -1.7203134396057234),
+]
 
 
 def test_adam_atan2_matches_the_reference_rule_by_hand():
@@ -23,8 +26,7 @@ def test_adam_atan2_matches_the_reference_rule_by_hand():
     for g, want in zip(GRADS, EXPECTED):
         p.grad = torch.tensor(g, dtype=torch.float64)
         opt.step()
-        torch.testing.assert_close(p.detach(), torch.tensor(want, dtype=torch.float64),
-                                   rtol=0, atol=1e-7)
+        torch.testing.assert_close(p.detach(), torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-7)
     # each step is bounded by lr * pi/2 / bc1, whatever the gradient (no epsilon needed)
     q = torch.nn.Parameter(torch.zeros(3))
     opt = AdamATan2([q], lr=0.01)
@@ -47,12 +49,19 @@ def test_adam_atan2_trains_a_tiny_model():
 
     def batch(g, B):
         x = torch.randint(0, V, (B, L), generator=g)
-        return {"inputs": x + 2, "labels": perm[x] + 2,
-                "puzzle_identifiers": torch.zeros(B, dtype=torch.long)}
+        return {
+            "inputs": x + 2,
+            "labels": perm[x] + 2,
+            "puzzle_identifiers": torch.zeros(B, dtype=torch.long),
+        }
 
     torch.manual_seed(0)
-    model = build_model(TransformerConfig(hidden=32, heads=2, ffn_multiple=32, layers=1,
-                                          halt_max_steps=1, act=False, puzzle_emb_len=0), meta)
+    model = build_model(
+        TransformerConfig(
+            hidden=32, heads=2, ffn_multiple=32, layers=1, halt_max_steps=1, act=False, puzzle_emb_len=0
+        ),
+        meta,
+    )
     test = batch(torch.Generator().manual_seed(99), 512)
 
     def accuracy():

@@ -10,6 +10,7 @@ Two sweeps run:
 - the killed-driver test: a grid over two families x 2 seeds; the `rbench sweep` driver process is
   SIGKILLed mid-sweep, then `rbench sweep --resume` finishes the same study.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,13 +34,23 @@ STEPS_KILLDRIVER = 240
 STEPS_GRID = 240
 
 
-def write_sweep(root: Path, experiment_file, *, name: str, space: dict, train: dict,
-                **spec) -> Path:
+def write_sweep(root: Path, experiment_file, *, name: str, space: dict, train: dict, **spec) -> Path:
     experiment_file(root / "experiments" / "tiny.yaml", root / "runs", train=train)
-    data = {"name": name, "experiment": "experiments/tiny.yaml", "space": space, "seeds": [0],
-            "sampler": {"type": "grid", "seed": 0}, "max_concurrency": 2,
-            "resources": {"workers": 1, "cpus_per_worker": 1, "max_failures": 2,
-                          "trial_driver": {"driver_slot": 1}}, **spec}
+    data = {
+        "name": name,
+        "experiment": "experiments/tiny.yaml",
+        "space": space,
+        "seeds": [0],
+        "sampler": {"type": "grid", "seed": 0},
+        "max_concurrency": 2,
+        "resources": {
+            "workers": 1,
+            "cpus_per_worker": 1,
+            "max_failures": 2,
+            "trial_driver": {"driver_slot": 1},
+        },
+        **spec,
+    }
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -59,7 +70,7 @@ def tune_results(trial_dir: Path) -> list[dict]:
         try:
             out.append(json.loads(line))
         except ValueError:
-            pass      # being written
+            pass  # being written
     return out
 
 
@@ -112,8 +123,11 @@ class WorkerKiller(threading.Thread):
                     except (OSError, ValueError):
                         continue
                     self.nodes.setdefault(trial.name, set()).add(info["node_id"])
-                if (self.killed is None and registered_checkpoint(trial, self.at_step)
-                        and not trial_over(trial)):
+                if (
+                    self.killed is None
+                    and registered_checkpoint(trial, self.at_step)
+                    and not trial_over(trial)
+                ):
                     info = json.loads((trial / "workers" / "rank0" / "worker.json").read_text())
                     os.kill(info["pid"], signal.SIGKILL)
                     self.killed = {"trial": trial.name, "pid": info["pid"], "time": time.time()}
@@ -127,10 +141,13 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
 
     root = tmp_path_factory.mktemp("grid")
     steps = STEPS_GRID
-    spec = write_sweep(root, experiment_file, name="grid",
-                       space={"train.lr": {"type": "categorical", "values": [GOOD_LR, NAN_LR]}},
-                       train={"steps": steps, "checkpoint_every": 10, "log_every": 10,
-                              "ema_decay": 0.9})
+    spec = write_sweep(
+        root,
+        experiment_file,
+        name="grid",
+        space={"train.lr": {"type": "categorical", "values": [GOOD_LR, NAN_LR]}},
+        train={"steps": steps, "checkpoint_every": 10, "log_every": 10, "ema_decay": 0.9},
+    )
     sweep_dir = load_spec(spec).sweep_dir
     killer = WorkerKiller(sweep_dir, at_step=10)
     killer.start()
@@ -143,11 +160,19 @@ def grid(ray_cluster, tmp_path_factory, experiment_file):
     # The undisturbed run of the killed trial's config and seed: the engine in this process.
     sw = load_spec(spec)
     cfg = sw.trial_config("default", {"train.lr": GOOD_LR}, 0, sweep_id="ref", number=0)
-    reference = engine_train(cfg.model_copy(update={"runs_dir": str(root / "ref-runs")}),
-                             root / "reference", progress=False)
+    reference = engine_train(
+        cfg.model_copy(update={"runs_dir": str(root / "ref-runs")}), root / "reference", progress=False
+    )
     print(f"[grid] sweep took {elapsed:.1f}s; killed {killer.killed}")
-    return {"summary": summary, "sweep_dir": sweep_dir, "killer": killer, "reference": reference,
-            "reference_dir": root / "reference", "steps": steps, "log_every": 10}
+    return {
+        "summary": summary,
+        "sweep_dir": sweep_dir,
+        "killer": killer,
+        "reference": reference,
+        "reference_dir": root / "reference",
+        "steps": steps,
+        "log_every": 10,
+    }
 
 
 @pytest.mark.slow
@@ -182,8 +207,9 @@ def test_nan_trial_is_failed_with_its_reason_and_the_sweep_completed(grid):
     bad = next(t for t in optuna_trials(grid["sweep_dir"]) if t.params["train.lr"] == NAN_LR)
     assert bad.state.name == "FAIL"
     assert "TrainingDiverged" in bad.user_attrs["failure_reason"]
-    run = next(r for r in child_runs(grid["sweep_dir"])
-               if r.data.tags["rbench.trial_number"] == str(bad.number))
+    run = next(
+        r for r in child_runs(grid["sweep_dir"]) if r.data.tags["rbench.trial_number"] == str(bad.number)
+    )
     assert run.info.status == "FAILED"
     assert "diverged" in run.data.tags["rbench.failure_reason"]
     row = next(r for r in grid["summary"]["trials"] if r["number"] == bad.number)
@@ -205,8 +231,9 @@ def test_killed_worker_trial_resumes_from_checkpoint_and_matches_undisturbed_run
     ref = grid["reference"]
     assert good.user_attrs["step"] == ref.step
     assert good.user_attrs["flops"] == pytest.approx(ref.flops)
-    run = next(r for r in child_runs(grid["sweep_dir"])
-               if r.data.tags["rbench.trial_number"] == str(good.number))
+    run = next(
+        r for r in child_runs(grid["sweep_dir"]) if r.data.tags["rbench.trial_number"] == str(good.number)
+    )
     assert run.info.status == "FINISHED"
     for key in ("exact_accuracy", "token_accuracy"):
         assert run.data.metrics[f"eval/{key}"] == pytest.approx(ref.metrics[key], abs=1e-6)
@@ -233,26 +260,37 @@ def test_killed_worker_trial_ends_with_the_undisturbed_runs_tensors_and_logs_eac
     run = next(r for r in child_runs(grid["sweep_dir"]) if r.data.tags["rbench.trial_number"] == number)
     state = json.loads((grid["sweep_dir"] / "sweep.json").read_text())
     every = grid["log_every"]
-    assert metric_steps(state["tracking_uri"], run.info.run_id, "train/loss") == \
-        list(range(every, grid["steps"] + 1, every))
+    assert metric_steps(state["tracking_uri"], run.info.run_id, "train/loss") == list(
+        range(every, grid["steps"] + 1, every)
+    )
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_two_families_without_duplicates_or_losses(ray_cluster, tmp_path,
-                                                                        experiment_file):
+def test_killed_driver_resumes_two_families_without_duplicates_or_losses(
+    ray_cluster, tmp_path, experiment_file
+):
     """A grid over two families (TRM, looped transformer) x 2 seeds. SIGKILL `rbench sweep` once
     one trial is done and another is mid-training with a checkpoint; `--resume` finishes: exactly
     points x seeds trials in Optuna and as MLflow child runs, each tagged with its family, and the
     interrupted trial continued from its checkpoint."""
     from harness.sweep import load_spec, status
 
-    families = {"trm": {"fixed": {"model.arch": "trm"}, "space": {"model.n": [1]}},
-                "looped": {"fixed": {"model.arch": "looped"}, "space": {"model.loops": [1]}}}
+    families = {
+        "trm": {"fixed": {"model.arch": "trm"}, "space": {"model.n": [1]}},
+        "looped": {"fixed": {"model.arch": "looped"}, "space": {"model.loops": [1]}},
+    }
     # One trial at a time, so the kill lands deterministically: the first trial is done, the
     # second is mid-training with a registered checkpoint.
-    spec = write_sweep(tmp_path, experiment_file, name="killdriver", max_concurrency=1,
-                       families=families, seeds=[0, 1], space={},
-                       train={"steps": STEPS_KILLDRIVER, "checkpoint_every": 10, "log_every": 10})
+    spec = write_sweep(
+        tmp_path,
+        experiment_file,
+        name="killdriver",
+        max_concurrency=1,
+        families=families,
+        seeds=[0, 1],
+        space={},
+        train={"steps": STEPS_KILLDRIVER, "checkpoint_every": 10, "log_every": 10},
+    )
     sweep_dir = load_spec(spec).sweep_dir
     expected = {(f, s) for f in families for s in (0, 1)}
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(spec), "--address", ray_cluster.address]
@@ -267,8 +305,11 @@ def test_killed_driver_resumes_two_families_without_duplicates_or_losses(ray_clu
                 if any(t.state.name == "COMPLETE" for t in trials):
                     for t in trials:
                         trial_dir = sweep_dir / "trials" / f"trial_{t.number:05d}"
-                        if (t.state.name == "RUNNING" and registered_checkpoint(trial_dir, 10)
-                                and not trial_over(trial_dir)):
+                        if (
+                            t.state.name == "RUNNING"
+                            and registered_checkpoint(trial_dir, 10)
+                            and not trial_over(trial_dir)
+                        ):
                             # at once: the trial trains on, and must still be mid-training
                             os.kill(driver.pid, signal.SIGKILL)
                             victim = t.number
@@ -283,8 +324,7 @@ def test_killed_driver_resumes_two_families_without_duplicates_or_losses(ray_clu
     assert interrupted["counts"]["interrupted"] == 1 and interrupted["counts"]["done"] >= 1
     assert not interrupted["driver_alive"]
 
-    resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True,
-                             timeout=400)
+    resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     final = status(sweep_dir)
     assert final["counts"]["done"] == 4 and len(final["trials"]) == 4

@@ -1,4 +1,5 @@
 """Test-time compute (harness/testtime.py, `rbench eval`): depth x breadth on a trained checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,35 @@ TRAINED_STEPS = 2
 
 
 def tiny_cfg(runs_dir, **model):
-    return validate({
-        "name": "testtime", "seed": 0, "runs_dir": str(runs_dir),
-        "model": {"arch": "trm", "hidden": 32, "heads": 2, "T": 1, "n": 1, "layers": 1,
-                  "halt_max_steps": TRAINED_STEPS, "puzzle_emb_len": 1, **model},
-        "task": {"name": "sudoku-4x4", "train_size": 512, "test_size": 64, "clues": 12},
-        "train": {"steps": 60, "batch_size": 32, "lr": 3e-3, "log_every": 20, "eval_examples": 64,
-                  "ema_decay": 0.9},
-        "engine": {"threads": 1},
-    }, "test")
+    return validate(
+        {
+            "name": "testtime",
+            "seed": 0,
+            "runs_dir": str(runs_dir),
+            "model": {
+                "arch": "trm",
+                "hidden": 32,
+                "heads": 2,
+                "T": 1,
+                "n": 1,
+                "layers": 1,
+                "halt_max_steps": TRAINED_STEPS,
+                "puzzle_emb_len": 1,
+                **model,
+            },
+            "task": {"name": "sudoku-4x4", "train_size": 512, "test_size": 64, "clues": 12},
+            "train": {
+                "steps": 60,
+                "batch_size": 32,
+                "lr": 3e-3,
+                "log_every": 20,
+                "eval_examples": 64,
+                "ema_decay": 0.9,
+            },
+            "engine": {"threads": 1},
+        },
+        "test",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +59,24 @@ def trained(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     cfg = tiny_cfg(runs)
     result, run_id = run_local(cfg, runs / "trained", progress=False)
-    assert run_id is not None and result.metrics["exact_accuracy"] > 0   # a non-trivial number
+    assert run_id is not None and result.metrics["exact_accuracy"] > 0  # a non-trivial number
     return cfg, runs / "trained", result
 
 
 def load(cfg, run_dir):
     from benchmarks import build
     from benchmarks.registry import resolve
+
     test = build(resolve(cfg.task), Path(cfg.runs_dir) / "data")["test"]
-    model, weights = tt.load_model(cfg, checkpoint.latest(run_dir), test.meta, torch.device("cpu"),
-                                   torch.float32)
+    model, weights = tt.load_model(
+        cfg, checkpoint.latest(run_dir), test.meta, torch.device("cpu"), torch.float32
+    )
     return model, test, weights
 
 
 def batch_of(test, n=8):
     from harness.engine import to_batch
+
     return to_batch(test, np.arange(n), torch.device("cpu"))
 
 
@@ -65,7 +89,7 @@ def test_eval_at_trained_steps_reproduces_the_run_and_logs_a_child_run(trained, 
     assert cli(["eval", str(run_dir), "--steps", f"1,{TRAINED_STEPS},4", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "<- as trained" in out and "mlflow child run:" in out
-    stem = run_dir / "testtime" / f"step_{result.step:08d}-noise0-q"       # as documented
+    stem = run_dir / "testtime" / f"step_{result.step:08d}-noise0-q"  # as documented
     data = tt.read(stem.with_suffix(".json"))
     assert data["weights"] == "ema" and data["eval_examples"] == 64
     point = next(p for p in data["points"] if p["steps"] == TRAINED_STEPS and p["samples"] == 1)
@@ -75,12 +99,14 @@ def test_eval_at_trained_steps_reproduces_the_run_and_logs_a_child_run(trained, 
     assert stem.with_suffix(".csv").read_text().splitlines()[0].startswith("steps,samples,exact")
     # the same examples right and wrong as the run's final evaluation, one by one
     from harness import correctness
+
     final = correctness.read(correctness.path_in(run_dir))["splits"]["test"][0][-1]
     mine = tt.read_correct(stem.with_suffix(".npz"))
     assert np.array_equal(mine[(TRAINED_STEPS, 1)], final)
     assert final.sum() == round(result.metrics["exact_accuracy"] * 64) > 0
 
     from harness.tracking import client, read_run_id
+
     parent_id = read_run_id(run_dir)
     meta = json.loads((run_dir / "mlflow_run.json").read_text())
     c = client(meta["uri"])
@@ -101,14 +127,17 @@ def test_flops_per_point_are_analytic_times_steps_times_samples_and_measured_agr
 
     cfg, run_dir, _ = trained
     model, test, _ = load(cfg, run_dir)
-    res = tt.run_test_time(cfg, checkpoint.latest(run_dir), tt.Grid(steps=(3,), samples=(1, 2),
-                           noise=0.2, examples=16), progress=False)
+    res = tt.run_test_time(
+        cfg,
+        checkpoint.latest(run_dir),
+        tt.Grid(steps=(3,), samples=(1, 2), noise=0.2, examples=16),
+        progress=False,
+    )
     per_segment = model.flops_per_example("eval")
     for p in res.points:
         assert p.inference_flops_per_example == per_segment * p.steps * p.samples
     batch = batch_of(test, 8)
-    predictor = tt.Predictor(model, steps=3, samples=2, noise=0.2,
-                             generator=torch.Generator().manual_seed(0))
+    predictor = tt.Predictor(model, steps=3, samples=2, noise=0.2, generator=torch.Generator().manual_seed(0))
     with counting() as c:
         predictor(batch)
     measured = c.get_total_flops() / 8
@@ -126,23 +155,25 @@ def test_no_noise_samples_agree_and_noise_makes_them_differ(trained):
     assert (sp == sp[:, :1]).all() and torch.equal(sq, sq[:, :1].expand_as(sq))
     single, q1 = model.predict(batch)
     assert torch.equal(preds, single)
-    noisy = tt.Predictor(model, steps=TRAINED_STEPS, samples=4, noise=0.5,
-                         generator=torch.Generator().manual_seed(0))
+    noisy = tt.Predictor(
+        model, steps=TRAINED_STEPS, samples=4, noise=0.5, generator=torch.Generator().manual_seed(0)
+    )
     noisy(batch)
     np_, nq = noisy.last_samples
-    assert torch.equal(np_[:, 0], single) and torch.equal(nq[:, 0], q1)   # sample 0: unperturbed
-    assert (nq[:, 1:] != nq[:, :1]).all()              # every noisy sample's logit moved
-    assert (np_[:, 1:] != np_[:, :1]).any()            # and some answers changed
+    assert torch.equal(np_[:, 0], single) and torch.equal(nq[:, 0], q1)  # sample 0: unperturbed
+    assert (nq[:, 1:] != nq[:, :1]).all()  # every noisy sample's logit moved
+    assert (np_[:, 1:] != np_[:, :1]).any()  # and some answers changed
     # through the evaluation path: K = 4 without noise scores exactly like K = 1
-    res = tt.run_test_time(cfg, checkpoint.latest(run_dir),
-                           tt.Grid(steps=(TRAINED_STEPS,), samples=(1, 4)), progress=False)
+    res = tt.run_test_time(
+        cfg, checkpoint.latest(run_dir), tt.Grid(steps=(TRAINED_STEPS,), samples=(1, 4)), progress=False
+    )
     assert res.point(TRAINED_STEPS, 4).metrics == res.point(TRAINED_STEPS, 1).metrics
 
 
 class ConstructedModel:
     """Stands in for a model: `predict` returns given per-sample answers and halting logits."""
 
-    def __init__(self, preds, q):          # preds [B, K, L], q [B, K]
+    def __init__(self, preds, q):  # preds [B, K, L], q [B, K]
         self.preds, self.q = preds, q
 
     def predict(self, rows, steps=None, noise=None, residuals=None):
@@ -154,27 +185,31 @@ class ConstructedModel:
 
 def constructed_batch(B, L=3):
     return {k: torch.zeros(B, L, dtype=torch.long) for k in ("inputs", "labels")} | {
-        "puzzle_identifiers": torch.zeros(B, dtype=torch.long)}
+        "puzzle_identifiers": torch.zeros(B, dtype=torch.long)
+    }
 
 
 def test_select_q_returns_the_sample_with_the_highest_halting_logit():
-    preds = torch.arange(2 * 3 * 3).view(2, 3, 3)                       # every sample distinct
+    preds = torch.arange(2 * 3 * 3).view(2, 3, 3)  # every sample distinct
     q = torch.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 1.0]])
     p, chosen_q = tt.Predictor(ConstructedModel(preds, q), steps=1, samples=3, select="q")(
-        constructed_batch(2))
+        constructed_batch(2)
+    )
     assert torch.equal(p, torch.stack([preds[0, 1], preds[1, 0]]))
     assert torch.equal(chosen_q, torch.tensor([2.0, 3.0]))
 
 
 def test_vote_picks_the_majority_answer_and_breaks_ties_by_halting_logit():
     a, b, c = [1, 1, 1], [2, 2, 2], [3, 3, 3]
-    preds = torch.tensor([[a, b, a, b, a],      # a three times (low q), b twice (highest q)
-                          [c, b, b, c, a]])     # b and c twice each: c holds the highest q
-    q = torch.tensor([[0.0, 5.0, 0.1, 4.0, 0.2],
-                      [0.0, 1.0, 2.0, 3.0, 9.0]])
+    preds = torch.tensor(
+        [
+            [a, b, a, b, a],  # a three times (low q), b twice (highest q)
+            [c, b, b, c, a],
+        ]
+    )  # b and c twice each: c holds the highest q
+    q = torch.tensor([[0.0, 5.0, 0.1, 4.0, 0.2], [0.0, 1.0, 2.0, 3.0, 9.0]])
     assert tt.select_by_vote(preds, q).tolist() == [4, 3]
-    p, _ = tt.Predictor(ConstructedModel(preds, q), steps=1, samples=5, select="vote")(
-        constructed_batch(2))
+    p, _ = tt.Predictor(ConstructedModel(preds, q), steps=1, samples=5, select="vote")(constructed_batch(2))
     assert p.tolist() == [a, c]
 
 
@@ -186,10 +221,15 @@ class CountingNoise(LatentNoise):
         return super().__call__(z)
 
 
-@pytest.mark.parametrize("arch,extra,recursions", [
-    ("transformer", {"layers": 1}, 1), ("looped", {"layers": 1, "loops": 2}, 2),
-    ("trm", {"layers": 1, "T": 3, "n": 1}, 3),
-    ("hrm", {"H_layers": 1, "L_layers": 1, "H_cycles": 3, "L_cycles": 2}, 3)])
+@pytest.mark.parametrize(
+    "arch,extra,recursions",
+    [
+        ("transformer", {"layers": 1}, 1),
+        ("looped", {"layers": 1, "loops": 2}, 2),
+        ("trm", {"layers": 1, "T": 3, "n": 1}, 3),
+        ("hrm", {"H_layers": 1, "L_layers": 1, "H_cycles": 3, "L_cycles": 2}, 3),
+    ],
+)
 def test_every_architecture_takes_depth_and_noise(runs_dir, arch, extra, recursions):
     """Untrained tiny models: `steps` sets the segments (residual curve length), noise moves every
     perturbed sample, none of it touches sample 0, and it is drawn once per recursion."""
@@ -197,13 +237,25 @@ def test_every_architecture_takes_depth_and_noise(runs_dir, arch, extra, recursi
     from benchmarks.registry import resolve
     from models import build_model
 
-    cfg = validate({"runs_dir": str(runs_dir), "model": {"arch": arch, "hidden": 16, "heads": 2,
-                    "halt_max_steps": 2, "puzzle_emb_len": 0, **extra},
-                    "task": {"name": "sudoku-4x4", "train_size": 16, "test_size": 8}}, "test")
+    cfg = validate(
+        {
+            "runs_dir": str(runs_dir),
+            "model": {
+                "arch": arch,
+                "hidden": 16,
+                "heads": 2,
+                "halt_max_steps": 2,
+                "puzzle_emb_len": 0,
+                **extra,
+            },
+            "task": {"name": "sudoku-4x4", "train_size": 16, "test_size": 8},
+        },
+        "test",
+    )
     test = build(resolve(cfg.task), runs_dir / "data")["test"]
     torch.manual_seed(0)
     model = build_model(cfg.model, test.meta).eval()
-    torch.nn.init.normal_(model.core.q_head.weight)    # untrained q heads start constant (zeros)
+    torch.nn.init.normal_(model.core.q_head.weight)  # untrained q heads start constant (zeros)
     batch = batch_of(test, 4)
     pred = tt.Predictor(model, steps=3, samples=3, noise=0.3, generator=torch.Generator().manual_seed(1))
     pred(batch)
@@ -223,7 +275,7 @@ def test_zero_noise_is_no_work():
     g = torch.Generator().manual_seed(0)
     moved = perturb(z, LatentNoise(0.1, g))
     rms = z.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
-    assert ((moved - z) / rms).std().item() == pytest.approx(0.1, rel=0.3)   # relative to the RMS
+    assert ((moved - z) / rms).std().item() == pytest.approx(0.1, rel=0.3)  # relative to the RMS
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
@@ -241,8 +293,12 @@ def test_sweep_test_time_section_is_validated_with_file_and_key(runs_dir):
     grid = spec.grid(tiny_cfg(runs_dir))
     assert grid.steps == tt.default_steps(TRAINED_STEPS) == (1, 2, 4)
     assert grid.samples == (1, 4) and grid.noise == 0.1 and grid.select == "vote"
-    for bad, key in (({"nosie": 0.1}, "test_time.nosie"), ({"samples": [1, 0]}, "test_time.samples.1"),
-                     ({"select": "max"}, "test_time.select"), ({"noise": -1}, "test_time.noise")):
+    for bad, key in (
+        ({"nosie": 0.1}, "test_time.nosie"),
+        ({"samples": [1, 0]}, "test_time.samples.1"),
+        ({"select": "max"}, "test_time.select"),
+        ({"noise": -1}, "test_time.noise"),
+    ):
         with pytest.raises(ConfigError) as e:
             tt.parse_spec(bad, "sweep.yaml")
         assert str(e.value).startswith(f"sweep.yaml: {key}:"), str(e.value)
@@ -252,7 +308,7 @@ def test_dataset_cache_is_found_beside_the_run_when_runs_dir_is_relative_elsewhe
     cfg = tiny_cfg("runs-that-are-not-here")
     ck = tmp_path / "runs" / "r1" / "checkpoints" / "step_00000001"
     ck.mkdir(parents=True)
-    assert tt.data_root(cfg, ck) == Path("runs-that-are-not-here") / "data"   # nothing beside
+    assert tt.data_root(cfg, ck) == Path("runs-that-are-not-here") / "data"  # nothing beside
     (tmp_path / "runs" / "data").mkdir()
     assert tt.data_root(cfg, ck) == tmp_path / "runs" / "data"
 
@@ -265,7 +321,7 @@ def test_a_run_without_mlflow_is_evaluated_and_mlflow_skipped_in_one_line(traine
     copy = tmp_path / "untracked"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("mlflow_run.json"))
     ck = checkpoint.latest(copy)
-    assert cli(["eval", str(ck), "--steps", str(TRAINED_STEPS), "--no-progress"]) == 0   # a checkpoint dir
+    assert cli(["eval", str(ck), "--steps", str(TRAINED_STEPS), "--no-progress"]) == 0  # a checkpoint dir
     out = capsys.readouterr().out
     assert "mlflow: skipped (the run folder has no mlflow_run.json)" in out
     data = tt.read(copy / "testtime" / f"step_{result.step:08d}-noise0-q.json")

@@ -1,4 +1,5 @@
 """harness/tracking: one interface, the helper process, runs never left RUNNING, steps once."""
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def make_cfg(runs_dir, **tracking):
-    return validate({"name": "track", "runs_dir": str(runs_dir),
-                     "model": {"arch": "transformer", "hidden": 32, "heads": 2, "layers": 1},
-                     "task": {"name": "sudoku-4x4"}, "tracking": tracking}, "test")
+    return validate(
+        {
+            "name": "track",
+            "runs_dir": str(runs_dir),
+            "model": {"arch": "transformer", "hidden": 32, "heads": 2, "layers": 1},
+            "task": {"name": "sudoku-4x4"},
+            "tracking": tracking,
+        },
+        "test",
+    )
 
 
 def client(runs_dir):
     from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=f"sqlite:///{runs_dir.resolve() / 'mlflow.db'}")
 
 
@@ -40,7 +49,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def test_every_logged_step_arrives_and_the_run_finishes(runs_dir, monkeypatch):
-    monkeypatch.setenv("RBENCH_TRACKER_FLUSH_S", "0.05")   # exercise flushing mid-run too
+    monkeypatch.setenv("RBENCH_TRACKER_FLUSH_S", "0.05")  # exercise flushing mid-run too
     tracker = open_tracker(make_cfg(runs_dir), run_dir=runs_dir / "r")
     assert isinstance(tracker, ProcessTracker)
     try:
@@ -50,8 +59,13 @@ def test_every_logged_step_arrives_and_the_run_finishes(runs_dir, monkeypatch):
             if step % 10 == 0:
                 time.sleep(0.06)
         tracker.log_metrics(40, {"exact_accuracy": 0.5}, prefix=T.EVAL_PREFIX)
-        tracker.finish(Outcome.finished(SimpleNamespace(
-            num_parameters=123, effective_depth=4, checkpoint_dir=runs_dir / "ck", step=40)))
+        tracker.finish(
+            Outcome.finished(
+                SimpleNamespace(
+                    num_parameters=123, effective_depth=4, checkpoint_dir=runs_dir / "ck", step=40
+                )
+            )
+        )
     finally:
         tracker.close()
     run = client(runs_dir).get_run(tracker.run_id)
@@ -73,7 +87,7 @@ def test_a_killed_tracking_process_is_reported_not_ignored(runs_dir):
         for step in range(200):
             tracker.log_metrics(step, {"loss": 1.0})
             time.sleep(0.01)
-    tracker.fail("already failing")      # must not raise
+    tracker.fail("already failing")  # must not raise
     tracker.close()
 
 
@@ -86,6 +100,7 @@ def test_tracking_off_is_the_null_tracker_and_no_helper_falls_back_in_process(ru
 
     def no_fork(*a, **k):
         raise OSError("fork not allowed")
+
     monkeypatch.setattr(subprocess, "Popen", no_fork)
     inproc = open_tracker(make_cfg(runs_dir), run_dir=runs_dir / "r")
     assert isinstance(inproc, MlflowTracker)
@@ -98,9 +113,10 @@ def test_tracking_off_is_the_null_tracker_and_no_helper_falls_back_in_process(ru
 
 def test_experiment_is_a_training_experiment_with_a_description(runs_dir):
     from harness.tracking import ensure_experiment
+
     uri = f"sqlite:///{runs_dir.resolve() / 'mlflow.db'}"
     c = client(runs_dir)
-    old = c.create_experiment("made-before")           # an experiment from an older rbench
+    old = c.create_experiment("made-before")  # an experiment from an older rbench
     assert ensure_experiment(uri, "made-before") == old
     for name in ("made-before", "fresh"):
         ensure_experiment(uri, name)
@@ -132,12 +148,25 @@ def test_a_reopened_run_logs_each_step_once(runs_dir):
 @pytest.mark.slow
 def test_a_sigkilled_training_run_leaves_running_with_the_reason(tmp_path, runs_dir, experiment_file):
     """`rbench run` in a subprocess, SIGKILLed mid-training: its helper ends the run."""
-    path = experiment_file(tmp_path / "exp.yaml", runs_dir, train={"steps": 100000, "log_every": 1,
-                                                                   "checkpoint_every": 0})
+    path = experiment_file(
+        tmp_path / "exp.yaml", runs_dir, train={"steps": 100000, "log_every": 1, "checkpoint_every": 0}
+    )
     env = {**os.environ, "PYTHONPATH": REPO}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(path), "--no-progress",
-                             "--run-dir", str(runs_dir / "victim")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(path),
+            "--no-progress",
+            "--run-dir",
+            str(runs_dir / "victim"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         c = client(runs_dir)
 
@@ -149,13 +178,15 @@ def test_a_sigkilled_training_run_leaves_running_with_the_reason(tmp_path, runs_
                 return None
             rid = json.loads(f.read_text())["run_id"]
             return rid if c.get_metric_history(rid, "train/loss") else None
+
         rid = wait_for(training, 240, "the run logs its first losses")
         assert c.get_run(rid).info.status == "RUNNING"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed = time.monotonic()
-        run = wait_for(lambda: (r := c.get_run(rid)).info.status != "RUNNING" and r, 30,
-                       "the run leaves RUNNING")
+        run = wait_for(
+            lambda: (r := c.get_run(rid)).info.status != "RUNNING" and r, 30, "the run leaves RUNNING"
+        )
         print(f"ended {time.monotonic() - killed:.1f} s after SIGKILL")
     finally:
         if proc.poll() is None:
@@ -185,20 +216,29 @@ def test_a_dead_sweep_driver_leaves_its_parent_run_killed_and_resume_reopens_it(
     c = client(runs_dir)
 
     def driver(*run_id):
-        out = subprocess.run([sys.executable, "-c", SWEEP_DRIVER, str(runs_dir), *run_id], env=env,
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", SWEEP_DRIVER, str(runs_dir), *run_id],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == -signal.SIGKILL, out.stderr
         return out.stdout.split()[0]
 
     rid = driver()
-    run = wait_for(lambda: (r := c.get_run(rid)).info.status != "RUNNING" and r, 30,
-                   "the parent run leaves RUNNING")
+    run = wait_for(
+        lambda: (r := c.get_run(rid)).info.status != "RUNNING" and r, 30, "the parent run leaves RUNNING"
+    )
     assert run.info.status == "KILLED" and "--resume" in run.data.tags[T.STOP_TAG]
     assert run.data.tags[T.ROLE_TAG] == "sweep"
     # --resume: the same parent run, RUNNING again, and watched again
     assert driver(rid) == rid
-    run = wait_for(lambda: (r := c.get_run(rid)).info.status != "RUNNING" and r, 30,
-                   "the reopened parent run leaves RUNNING")
+    run = wait_for(
+        lambda: (r := c.get_run(rid)).info.status != "RUNNING" and r,
+        30,
+        "the reopened parent run leaves RUNNING",
+    )
     assert run.info.status == "KILLED" and run.data.tags[T.ATTEMPT_TAG] == "2"
 
 
@@ -223,13 +263,17 @@ os.kill(os.getpid(), signal.SIGKILL)        # before the helper has answered (or
 @pytest.mark.slow
 def test_a_killed_workers_helper_writes_what_it_was_sent_and_leaves_the_run_to_the_driver(runs_dir):
     env = {**os.environ, "PYTHONPATH": REPO, "RBENCH_TRACKER_FLUSH_S": "60"}
-    out = subprocess.run([sys.executable, "-c", WORKER, str(runs_dir)], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, str(runs_dir)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == -signal.SIGKILL, out.stderr
     rid = out.stdout.split()[0]
     c = client(runs_dir)
-    wait_for(lambda: len(c.get_metric_history(rid, "train/loss")) == 50, 30,
-             "all 50 steps written after the worker died")
+    wait_for(
+        lambda: len(c.get_metric_history(rid, "train/loss")) == 50,
+        30,
+        "all 50 steps written after the worker died",
+    )
     time.sleep(1.5)
-    assert c.get_run(rid).info.status == "RUNNING"      # the driver ends it (Ray retries workers)
+    assert c.get_run(rid).info.status == "RUNNING"  # the driver ends it (Ray retries workers)
     assert not (runs_dir / "rank0" / T.RUN_FILE).exists()

@@ -1,4 +1,5 @@
 """Small helpers shared by the tests in tests/models (tiny configs, batches, a plain training loop)."""
+
 from __future__ import annotations
 
 import math
@@ -43,14 +44,24 @@ def make_batch(B: int, meta: DatasetMeta = META, seed: int = 0) -> dict[str, tor
     return {"inputs": inputs, "labels": labels, "puzzle_identifiers": ids}
 
 
-def train(model, sample, steps: int, *, batch_size: int, lr: float, seed: int = 0,
-          warmup: int = 50, weight_decay: float = 0.1) -> None:
+def train(
+    model,
+    sample,
+    steps: int,
+    *,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    warmup: int = 50,
+    weight_decay: float = 0.1,
+) -> None:
     """Plain AdamW loop through the ACT wrapper, one supervision segment per optimizer step
     (what the engine does, without DeepSpeed): linear warm-up then cosine to zero."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
+    )
     model.train()
     carry = None
     for step in range(steps):

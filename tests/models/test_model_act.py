@@ -1,4 +1,5 @@
 """The shared deep-supervision / ACT wrapper: carry, data replacement, halting, losses, predict."""
+
 from __future__ import annotations
 
 import io
@@ -57,8 +58,8 @@ def test_halted_rows_take_fresh_data_and_reset_latents(arch):
 
 def _always_halt(model):
     with torch.no_grad():
-        model.core.q_head.bias[0] = 10.0       # q_halt >> 0 (TRM rule) ...
-        model.core.q_head.bias[1] = -10.0      # ... and q_halt > q_continue (HRM rule)
+        model.core.q_head.bias[0] = 10.0  # q_halt >> 0 (TRM rule) ...
+        model.core.q_head.bias[1] = -10.0  # ... and q_halt > q_continue (HRM rule)
 
 
 @pytest.mark.parametrize("arch", ["trm", "hrm"])
@@ -85,7 +86,7 @@ def test_act_false_runs_every_segment_without_q_loss():
         assert carry["halted"].all() == (step == 3)
         assert torch.allclose(loss, m["lm_loss"])
     loss.backward()
-    assert model.core.q_head.weight.grad is None        # the halting head is not trained
+    assert model.core.q_head.weight.grad is None  # the halting head is not trained
 
 
 def test_exploration_draws_a_minimum_from_the_generator():
@@ -97,15 +98,15 @@ def test_exploration_draws_a_minimum_from_the_generator():
         carry, out = model.initial_carry(batch), torch.zeros(64, dtype=torch.int32)
         for step in range(8):
             carry, _, _, _ = model(carry, batch, generator=gen(seed * 100 + step))
-            out = torch.where(carry["halted"] & (out == 0), carry["steps"], out)   # first halt
+            out = torch.where(carry["halted"] & (out == 0), carry["steps"], out)  # first halt
             if (out != 0).all():
                 break
         return out
 
     a, b, c = halting_steps(1), halting_steps(1), halting_steps(2)
-    assert torch.equal(a, b)                       # reproducible from the generator alone
+    assert torch.equal(a, b)  # reproducible from the generator alone
     assert not torch.equal(a, c)
-    assert a.min() >= 2 and a.max() <= 8           # the forced minimum is in 2..halt_max_steps
+    assert a.min() >= 2 and a.max() <= 8  # the forced minimum is in 2..halt_max_steps
     assert len(set(a.tolist())) >= 4
 
 
@@ -126,14 +127,14 @@ def test_lm_loss_is_a_per_sequence_mean_and_trm_adds_half_halt_bce():
 
 def test_hrm_adds_the_q_continue_target_from_an_extra_pass():
     model = tiny_model("hrm", halt_max_steps=4)
-    with torch.no_grad():                       # make q informative
+    with torch.no_grad():  # make q informative
         model.core.q_head.weight.normal_(0, 0.3)
     batch = make_batch(3)
     carry, loss, m, _ = model(model.initial_carry(batch), batch, generator=gen(0))
     latents = {n: carry[n] for n in model.core.latent_names}
     _, _, q_next = model.core(latents, batch, need_logits=False)
     _, _, q = model.core(model.core.init_latents(3), batch)
-    target = torch.sigmoid(torch.maximum(q_next[:, 0], q_next[:, 1]))     # step 1 < 4: not last
+    target = torch.sigmoid(torch.maximum(q_next[:, 0], q_next[:, 1]))  # step 1 < 4: not last
     cont = F.binary_cross_entropy_with_logits(q[:, 1], target)
     assert torch.allclose(m["q_continue_loss"], cont, atol=1e-6)
     assert torch.allclose(loss, m["lm_loss"] + 0.5 * (m["q_halt_loss"] + cont), atol=1e-5)
@@ -204,15 +205,14 @@ def test_hrm_q_target_on_the_last_step_is_the_next_q_halt():
     batch = make_batch(4)
     carry, _, _, _ = model(model.initial_carry(batch), batch, generator=gen(0))
     assert not carry["halted"].any()
-    carry["steps"] = torch.tensor([3, 3, 1, 2], dtype=torch.int32)    # rows 0, 1 now run step 4
+    carry["steps"] = torch.tensor([3, 3, 1, 2], dtype=torch.int32)  # rows 0, 1 now run step 4
     before = {n: carry[n].clone() for n in model.core.latent_names}
     new, _, m, _ = model(carry, batch, generator=gen(1))
     assert new["steps"].tolist() == [4, 4, 2, 3] and new["halted"].tolist()[:2] == [True, True]
 
     with torch.no_grad():
-        _, _, q = model.core(before, batch)                              # this segment's q
-        _, _, q_next = model.core({n: new[n] for n in model.core.latent_names}, batch,
-                                  need_logits=False)
+        _, _, q = model.core(before, batch)  # this segment's q
+        _, _, q_next = model.core({n: new[n] for n in model.core.latent_names}, batch, need_logits=False)
     is_last = torch.tensor([True, True, False, False])
     target = torch.where(is_last, q_next[:, 0], torch.maximum(q_next[:, 0], q_next[:, 1]))
     expected = F.binary_cross_entropy_with_logits(q[:, 1], torch.sigmoid(target))
@@ -220,7 +220,8 @@ def test_hrm_q_target_on_the_last_step_is_the_next_q_halt():
     # and the branch matters here: the max-everywhere target gives a different loss
     assert (q_next[:2, 1] > q_next[:2, 0]).all()
     wrong = F.binary_cross_entropy_with_logits(
-        q[:, 1], torch.sigmoid(torch.maximum(q_next[:, 0], q_next[:, 1])))
+        q[:, 1], torch.sigmoid(torch.maximum(q_next[:, 0], q_next[:, 1]))
+    )
     assert abs(float(wrong - expected)) > 1e-3
 
 
@@ -248,14 +249,14 @@ def test_hrm_q_target_is_detached():
         lm = torch.stack([tok[i][mask[i]].mean() for i in range(3)]).mean()
         correct = ((logits.argmax(-1) == batch["labels"]) | ~mask).all(-1).float()
         halt = F.binary_cross_entropy_with_logits(q[:, 0], correct)
-        _, _, q_next = core(latents, batch, need_logits=False)       # step 1 of 4: the max branch
+        _, _, q_next = core(latents, batch, need_logits=False)  # step 1 of 4: the max branch
         target = torch.maximum(q_next[:, 0], q_next[:, 1])
         target = target.detach() if detach else target
         cont = F.binary_cross_entropy_with_logits(q[:, 1], torch.sigmoid(target))
         return lm.float() + 0.5 * (halt + cont)
 
     g_detached, g_attached = grads(hand_loss(True)), grads(hand_loss(False))
-    for p, a, b in zip(params, g_model, g_detached):
+    for _p, a, b in zip(params, g_model, g_detached):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     diff = max(float((a - b).abs().max()) for a, b in zip(g_model, g_attached))
-    assert diff > 1e-4, diff     # a target that kept its graph would train the next step's q too
+    assert diff > 1e-4, diff  # a target that kept its graph would train the next step's q too

@@ -4,6 +4,7 @@ TRM: the gradient equals that of a run where the first T-1 recursions run WITH a
 outputs are detached before the last recursion — and differs from full backprop through all T.
 HRM: only the last f_L and f_H calls contribute (the "1-step gradient") — and full backprop differs.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -46,13 +47,14 @@ def _trm_reference(core, detach_before_last: bool):
     def forward(latents, batch, need_logits=True):
         x = core.embed(batch)
         y, z = latents["y"], latents["z"]
-        for _ in range(core.T - 1):                      # with autograd this time
+        for _ in range(core.T - 1):  # with autograd this time
             y, z = core.latent_recursion(x, y, z)
         if detach_before_last:
             y, z = y.detach(), z.detach()
         y, z = core.latent_recursion(x, y, z)
         logits, q = core.heads(y, need_logits)
         return {"y": y.detach(), "z": z.detach()}, logits, q
+
     return forward
 
 
@@ -63,7 +65,7 @@ def test_trm_gradient_is_full_backprop_through_the_last_recursion_only(arch):
     truncated = _with_forward(model, _trm_reference(model.core, detach_before_last=True))
     full = _with_forward(model, _trm_reference(model.core, detach_before_last=False))
     assert _max_rel_diff(got, truncated) < 1e-5
-    assert _max_rel_diff(got, full) > 1e-2            # the check can tell the two apart
+    assert _max_rel_diff(got, full) > 1e-2  # the check can tell the two apart
     # and within the last recursion all n+1 calls carry gradient: the last call alone differs
     last_only = _with_forward(model, _trm_last_call_only(model.core))
     assert _max_rel_diff(got, last_only) > 1e-2
@@ -81,6 +83,7 @@ def _trm_last_call_only(core):
         y = core.net(y, z, core.rotary)
         logits, q = core.heads(y, need_logits)
         return {"y": y.detach(), "z": z.detach()}, logits, q
+
     return forward
 
 
@@ -88,7 +91,7 @@ def _hrm_reference(core, one_step: bool):
     def forward(latents, batch, need_logits=True):
         x = core.embed(batch)
         z_H, z_L = latents["z_H"], latents["z_L"]
-        for h in range(core.H_cycles):                   # every call with autograd
+        for h in range(core.H_cycles):  # every call with autograd
             for l in range(core.L_cycles):
                 if not (h == core.H_cycles - 1 and l == core.L_cycles - 1):
                     z_L = core.f_L(z_L, z_H + x, core.rotary)
@@ -100,6 +103,7 @@ def _hrm_reference(core, one_step: bool):
         z_H = core.f_H(z_H, z_L, core.rotary)
         logits, q = core.heads(z_H, need_logits)
         return {"z_H": z_H.detach(), "z_L": z_L.detach()}, logits, q
+
     return forward
 
 
@@ -117,6 +121,6 @@ def test_puzzle_embedding_rows_receive_the_gradient():
     batch = make_batch(4)
     _, loss, _, _ = model(model.initial_carry(batch), batch, generator=torch.Generator().manual_seed(0))
     loss.backward()
-    (ids, rows), = model.core.puzzle_emb._pending
+    ((ids, rows),) = model.core.puzzle_emb._pending
     assert torch.equal(ids, batch["puzzle_identifiers"])
     assert rows.grad is not None and rows.grad.abs().sum() > 0

@@ -1,4 +1,5 @@
 """Shared blocks: SwiGLU sizing, RMSNorm, losses, init, input scaling, attention/positions."""
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ from modelkit import META, make_batch, tiny_model
 
 def test_swiglu_inner_size_rounds_to_256():
     assert swiglu_inner(512, 4) == 1536
-    assert swiglu_inner(97, 4) == 512          # TRM-MLP token mixing over 81 + 16 positions
+    assert swiglu_inner(97, 4) == 512  # TRM-MLP token mixing over 81 + 16 positions
     assert swiglu_inner(32, 4, multiple=32) == 96
 
 
@@ -60,8 +61,8 @@ def test_init_follows_the_recipe():
     lin = Linear(400, 300)
     w = lin.weight.detach()
     std = 1 / math.sqrt(400)
-    assert w.abs().max() <= 2 * std / 0.87962566 + 1e-7           # cut at 2 corrected sigmas
-    assert 0.99 * std < w.std() < 1.01 * std                        # the corrected std: actual = nominal
+    assert w.abs().max() <= 2 * std / 0.87962566 + 1e-7  # cut at 2 corrected sigmas
+    assert 0.99 * std < w.std() < 1.01 * std  # the corrected std: actual = nominal
     model = tiny_model("trm")
     core = model.core
     assert torch.all(core.q_head.weight == 0) and torch.all(core.q_head.bias == -5)
@@ -70,14 +71,14 @@ def test_init_follows_the_recipe():
     assert "y_init" in dict(core.named_buffers()) and "z_init" in dict(core.named_buffers())
     a = core.init_latents(2)
     b = core.init_latents(3)
-    assert torch.equal(a["y"][0, 0], b["y"][2, 5])                   # one fixed vector everywhere
+    assert torch.equal(a["y"][0, 0], b["y"][2, 5])  # one fixed vector everywhere
 
 
 def test_inputs_are_scaled_to_unit_size():
     torch.manual_seed(0)
     model = tiny_model("transformer", hidden=256, heads=4)
     x = model.core.embed(make_batch(64))
-    assert 0.8 < x.std().item() < 1.0                             # std 1/sqrt(d) * sqrt(d), truncated
+    assert 0.8 < x.std().item() < 1.0  # std 1/sqrt(d) * sqrt(d), truncated
 
 
 def _logits(model, batch):
@@ -90,9 +91,9 @@ def test_attention_is_non_causal():
     model = tiny_model("transformer", puzzle_emb_len=0)
     batch = make_batch(2)
     other = {k: v.clone() for k, v in batch.items()}
-    other["inputs"][:, -1] = (other["inputs"][:, -1] % 6) + 1      # change only the last token
+    other["inputs"][:, -1] = (other["inputs"][:, -1] % 6) + 1  # change only the last token
     diff = (_logits(model, batch) - _logits(model, other)).abs()
-    assert diff[:, 0].max() > 1e-4                                # the first position sees it
+    assert diff[:, 0].max() > 1e-4  # the first position sees it
 
 
 @pytest.mark.parametrize("pos,equivariant", [("none", True), ("rope", False)])
@@ -110,4 +111,4 @@ def test_trm_mlp_mixes_tokens_without_rotary():
     assert model.core.rotary is None
     block = model.core.net.layers[0]
     assert type(block.mixer).__name__ == "TokenMixer"
-    assert block.mixer.mlp.gate_up_proj.in_features == META.seq_len + 3   # S = L + P
+    assert block.mixer.mlp.gate_up_proj.in_features == META.seq_len + 3  # S = L + P

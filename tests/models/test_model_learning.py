@@ -8,6 +8,7 @@
    held-out inputs never trained on), one supervision segment, T=1 — so the only difference is
    the number of latent updates (effective depth 5 vs 2 blocks). Checked at each of three seeds.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,7 @@ from modelkit import exact_accuracy, train
 
 pytestmark = pytest.mark.slow
 
-K, L = 4, 8                     # puzzles, tokens per sequence; symbols are tokens 2..7
+K, L = 4, 8  # puzzles, tokens per sequence; symbols are tokens 2..7
 PERMS = torch.stack([torch.randperm(6, generator=torch.Generator().manual_seed(100 + k)) for k in range(K)])
 CIPHER = DatasetMeta("cipher", seq_len=L, vocab_size=8, num_puzzle_identifiers=K + 1)
 
@@ -28,17 +29,20 @@ CIPHER = DatasetMeta("cipher", seq_len=L, vocab_size=8, num_puzzle_identifiers=K
 def cipher(g: torch.Generator, B: int) -> dict[str, torch.Tensor]:
     ids = torch.randint(0, K, (B,), generator=g)
     x = torch.randint(0, 6, (B, L), generator=g)
-    return {"inputs": x + 2, "labels": torch.gather(PERMS[ids], 1, x) + 2,
-            "puzzle_identifiers": ids + 1}
+    return {"inputs": x + 2, "labels": torch.gather(PERMS[ids], 1, x) + 2, "puzzle_identifiers": ids + 1}
 
 
 SMALL = dict(hidden=32, heads=2, ffn_multiple=32, halt_max_steps=2)
 
 
-@pytest.mark.parametrize("cfg", [
-    HRMConfig(H_layers=1, L_layers=1, H_cycles=2, L_cycles=2, **SMALL),
-    TRMConfig(layers=1, T=2, n=2, puzzle_emb_len=2, **SMALL),
-], ids=["hrm", "trm"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        HRMConfig(H_layers=1, L_layers=1, H_cycles=2, L_cycles=2, **SMALL),
+        TRMConfig(layers=1, T=2, n=2, puzzle_emb_len=2, **SMALL),
+    ],
+    ids=["hrm", "trm"],
+)
 def test_learns_a_per_puzzle_cipher(cfg):
     torch.manual_seed(0)
     model = build_model(cfg, CIPHER)
@@ -52,16 +56,19 @@ def test_learns_a_per_puzzle_cipher(cfg):
 
 
 PARITY_L = 12
-_codes = torch.arange(2 ** PARITY_L)
-_bits = (_codes.unsqueeze(1) >> torch.arange(PARITY_L)) & 1          # all 4096 inputs
-_perm = torch.randperm(2 ** PARITY_L, generator=torch.Generator().manual_seed(1234))
+_codes = torch.arange(2**PARITY_L)
+_bits = (_codes.unsqueeze(1) >> torch.arange(PARITY_L)) & 1  # all 4096 inputs
+_perm = torch.randperm(2**PARITY_L, generator=torch.Generator().manual_seed(1234))
 _test_rows, _train_rows = _perm[:512], _perm[512:]
 PARITY = DatasetMeta("parity", seq_len=PARITY_L, vocab_size=4, num_puzzle_identifiers=1)
 
 
 def _parity_batch(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"inputs": x + 2, "labels": torch.cumsum(x, 1) % 2 + 2,
-            "puzzle_identifiers": torch.zeros(len(x), dtype=torch.long)}
+    return {
+        "inputs": x + 2,
+        "labels": torch.cumsum(x, 1) % 2 + 2,
+        "puzzle_identifiers": torch.zeros(len(x), dtype=torch.long),
+    }
 
 
 def parity(g: torch.Generator, B: int) -> dict[str, torch.Tensor]:
@@ -82,13 +89,25 @@ def test_more_latent_updates_beat_fewer_at_equal_parameters_at_every_seed():
         acc, params = {}, {}
         for n in (1, 4):
             torch.manual_seed(seed)
-            model = build_model(TRMConfig(hidden=32, heads=2, ffn_multiple=32, layers=1, T=1, n=n,
-                                          halt_max_steps=1, act=False, puzzle_emb_len=0), PARITY)
+            model = build_model(
+                TRMConfig(
+                    hidden=32,
+                    heads=2,
+                    ffn_multiple=32,
+                    layers=1,
+                    T=1,
+                    n=n,
+                    halt_max_steps=1,
+                    act=False,
+                    puzzle_emb_len=0,
+                ),
+                PARITY,
+            )
             params[n] = model.num_parameters()
             train(model, parity, 800, batch_size=64, lr=3e-3, seed=seed)
             acc[n] = exact_accuracy(model, test)
         assert params[1] == params[4]
-        assert acc[4] >= acc[1] + 0.05, (seed, acc)      # four latent updates always do better
+        assert acc[4] >= acc[1] + 0.05, (seed, acc)  # four latent updates always do better
         gaps.append((acc[1], acc[4]))
-    assert sum(a1 for a1, _ in gaps) / len(gaps) < 0.3, gaps          # one cannot do it ...
+    assert sum(a1 for a1, _ in gaps) / len(gaps) < 0.3, gaps  # one cannot do it ...
     assert sum(a4 - a1 for a1, a4 in gaps) / len(gaps) >= 0.15, gaps  # ... and the gap is wide

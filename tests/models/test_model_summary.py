@@ -1,4 +1,5 @@
 """`rbench model summary`: the figures of the model a config builds, without training."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ def test_summary_json_matches_the_built_model(tmp_path, capsys):
 
 
 def test_summary_shows_the_resolved_transformer_size(tmp_path, capsys):
-    cfg = _write(tmp_path, "model: {arch: transformer, match_params: 6828034, match_multiple: 4}\n"
-                           "task: {name: sudoku-extreme}\n")
+    cfg = _write(
+        tmp_path,
+        "model: {arch: transformer, match_params: 6828034, match_multiple: 4}\n"
+        "task: {name: sudoku-extreme}\n",
+    )
     assert main(["model", "summary", cfg, *SHAPE]) == 0
     out = capsys.readouterr().out
     assert "layers=8" in out and "27,275,266" in out and "matched to:" in out
@@ -57,15 +61,19 @@ def test_summary_errors_name_the_file_and_key(tmp_path, capsys):
 
 def test_summary_uses_the_task_registry_without_building(tmp_path, capsys):
     from benchmarks import registry
+
     tasks = registry.list_tasks()
     assert "sudoku-extreme" in tasks and "arc-agi-1" in tasks, tasks
-    name = "maze-hard"     # a published task: its shape comes from the registry, nothing is fetched
+    name = "maze-hard"  # a published task: its shape comes from the registry, nothing is fetched
     meta = registry.resolve(name).meta
-    cfg = _write(tmp_path, f"runs_dir: {tmp_path / 'runs'}\nmodel: {{arch: hrm, hidden: 64, heads: 2}}\n"
-                           f"task: {{name: {name}}}\n")
+    cfg = _write(
+        tmp_path,
+        f"runs_dir: {tmp_path / 'runs'}\nmodel: {{arch: hrm, hidden: 64, heads: 2}}\n"
+        f"task: {{name: {name}}}\n",
+    )
     assert main(["model", "summary", cfg, "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert (s["seq_len"], s["vocab_size"]) == (meta.seq_len, meta.vocab_size)
-    assert not (tmp_path / "runs").exists()           # nothing was built or written
+    assert not (tmp_path / "runs").exists()  # nothing was built or written
     with torch.device("meta"):
         assert s["parameters"] == build_model(load_experiment(cfg).model, meta).num_parameters()

@@ -1,5 +1,6 @@
 """Puzzle embeddings: a fp32 buffer trained by sparse sign-SGD with decoupled weight decay,
 identical on every worker after a distributed step."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ def _dense_table_grad(model, batch) -> torch.Tensor:
     """The gradient w.r.t. the whole table, computed by making it a dense Parameter (reference)."""
     pe = model.core.puzzle_emb
     table = pe.weights
-    pe.weights = nn.Parameter(table.clone())          # replaces the buffer for this computation
+    pe.weights = nn.Parameter(table.clone())  # replaces the buffer for this computation
     try:
         _, loss, _, _ = model(model.initial_carry(batch), batch, generator=torch.Generator().manual_seed(0))
         loss.backward()
@@ -46,9 +47,9 @@ def test_sign_sgd_with_decoupled_decay_on_used_rows_only():
     model = tiny_model("trm")
     _randomize_table(model)
     batch = make_batch(6)
-    batch["puzzle_identifiers"] = torch.tensor([1, 3, 3, 1, 3, 0])     # duplicates; 2 and 4 unused
+    batch["puzzle_identifiers"] = torch.tensor([1, 3, 3, 1, 3, 0])  # duplicates; 2 and 4 unused
     before = model.core.puzzle_emb.weights.clone()
-    g = _dense_table_grad(model, batch)                                # sums over duplicate rows
+    g = _dense_table_grad(model, batch)  # sums over duplicate rows
     lr, wd = 0.1, 0.5
     _step_once(model, batch, lr, wd)
     after = model.core.puzzle_emb.weights
@@ -56,9 +57,9 @@ def test_sign_sgd_with_decoupled_decay_on_used_rows_only():
         assert g[i].abs().sum() > 0
         assert torch.allclose(after[i], before[i] * (1 - lr * wd) - lr * torch.sign(g[i]), atol=1e-6)
     for i in (2, 4):
-        assert torch.equal(after[i], before[i])                       # no decay on unused rows
+        assert torch.equal(after[i], before[i])  # no decay on unused rows
     assert after.dtype == torch.float32
-    model.puzzle_emb_step(lr, wd)                                       # nothing pending: no-op
+    model.puzzle_emb_step(lr, wd)  # nothing pending: no-op
     assert torch.equal(model.core.puzzle_emb.weights, after)
 
 
@@ -83,10 +84,11 @@ def test_eval_and_no_grad_forwards_leave_nothing_pending():
 def test_no_prefix_without_puzzle_embedding_len():
     model = tiny_model("trm", puzzle_emb_len=0)
     assert model.core.S == model.core.L
-    model.puzzle_emb_step(0.1, 0.1)          # harmless no-op
+    model.puzzle_emb_step(0.1, 0.1)  # harmless no-op
 
 
 # --- two workers (gloo) ------------------------------------------------------------------------
+
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -97,7 +99,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         _randomize_table(model)
         both = make_batch(8, seed=5)
         both["puzzle_identifiers"] = torch.tensor([1, 2, 2, 0, 2, 3, 3, 4])
-        half = {k: v[rank * 4:(rank + 1) * 4] for k, v in both.items()}   # 1 only on rank 0, 4 on 1
+        half = {k: v[rank * 4 : (rank + 1) * 4] for k, v in both.items()}  # 1 only on rank 0, 4 on 1
         _step_once(model, half)
         torch.save(model.core.puzzle_emb.weights, os.path.join(out_dir, f"table{rank}.pt"))
     finally:

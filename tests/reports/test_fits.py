@@ -1,4 +1,5 @@
 """Fits recover known laws, their bootstrap intervals cover the truth, and thin data is refused."""
+
 from __future__ import annotations
 
 import math
@@ -47,7 +48,7 @@ def test_saturating_law_finds_a_peak_and_fall():
     """A TRM-like depth sweep that peaks near 40 and falls: the fitted peak is there, the fall is
     significant (lam's interval excludes 0), and the hold-out check predicts the deepest point."""
     rng = np.random.default_rng(2)
-    c, tau, lam = 0.9, 12.0, 0.012                   # peak at tau*ln(1 + 1/(lam*tau)) ~ 23
+    c, tau, lam = 0.9, 12.0, 0.012  # peak at tau*ln(1 + 1/(lam*tau)) ~ 23
     d = np.array([4, 8, 16, 24, 32, 48, 64, 96])
     p = fits._depth_curve(np.array([c, math.log(tau), lam]), d)[0]
     cells = [Cell(rng.random((3, 400)) < q, np.arange(400)) for q in p]
@@ -65,11 +66,11 @@ def test_saturating_law_finds_a_peak_and_fall():
 def test_exchange_rate_is_r_to_the_phi_under_the_law():
     """Under error = A (N r^phi)^-alpha a transformer needs r^phi times the parameters."""
     N = np.array([1e4, 1e5, 1e6, 1e7])
-    acc = 1 - 5.0 * N ** -0.35
+    acc = 1 - 5.0 * N**-0.35
     pw = fits.power_law(N, acc)
     for r in (2, 8):
-        got = fits.exchange_rate(pw, 1e4, 1 - 5.0 * (1e4 * r ** 0.5) ** -0.35)
-        assert got["multiple"] == pytest.approx(r ** 0.5, rel=1e-3)
+        got = fits.exchange_rate(pw, 1e4, 1 - 5.0 * (1e4 * r**0.5) ** -0.35)
+        assert got["multiple"] == pytest.approx(r**0.5, rel=1e-3)
 
 
 def test_thin_data_is_refused_in_words():
@@ -87,6 +88,7 @@ def test_batched_refits_agree_with_one_lbfgs_per_replicate(law):
     few points the Huber minimum can be flat, so parameters may differ along it) as scipy's
     L-BFGS-B run on each replicate alone."""
     from scipy.special import huber
+
     rng = np.random.default_rng(3)
     N, r, cells = law_cells(rng, seeds=2, puzzles=300)
     acc = np.array([c.mean for c in cells])
@@ -101,7 +103,9 @@ def test_batched_refits_agree_with_one_lbfgs_per_replicate(law):
     elif law == "phi":
         f, d = fits.equivalence(N, r, acc, draws), draws
         raw = lambda p: (math.log(p["A"]), p["alpha"], p["phi"])
-        loss = lambda t, row: huber(fits.DELTA_LOG, y(row) - (t[0] - t[1] * (np.log(N) + t[2] * np.log(r)))).sum()
+        loss = lambda t, row: huber(
+            fits.DELTA_LOG, y(row) - (t[0] - t[1] * (np.log(N) + t[2] * np.log(r)))
+        ).sum()
         alone = [fits.equivalence(N, r, row).params for row in d]
     else:
         depth = np.array([2, 4, 8, 16, 32, 64, 128.0])

@@ -1,4 +1,5 @@
 """The two-level bootstrap against the truth, by simulation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,13 +56,31 @@ def test_all_wrong_configuration_gets_a_binomial_interval_not_a_degenerate_one()
 
     from reports.analysis import configurations
     from reports.table import RunData
-    rows = [{"run_id": f"r{s}", "status": "FINISHED", "task": "t", "family": "transformer",
-             "kind": "transformer", "num_parameters": 1000, "effective_depth": 2, "recursion": "",
-             "seed": s, "final_exact_accuracy": 0.0, "best_exact_accuracy": float("nan"), "best_step": float("nan"),
-             "recurrences": 1.0, "train_flops": 1.0, "inference_flops_per_example": 1.0,
-             "eval_examples": 50, "puzzle_emb_parameters": 0} for s in (0, 1)]
+
+    rows = [
+        {
+            "run_id": f"r{s}",
+            "status": "FINISHED",
+            "task": "t",
+            "family": "transformer",
+            "kind": "transformer",
+            "num_parameters": 1000,
+            "effective_depth": 2,
+            "recursion": "",
+            "seed": s,
+            "final_exact_accuracy": 0.0,
+            "best_exact_accuracy": float("nan"),
+            "best_step": float("nan"),
+            "recurrences": 1.0,
+            "train_flops": 1.0,
+            "inference_flops_per_example": 1.0,
+            "eval_examples": 50,
+            "puzzle_emb_parameters": 0,
+        }
+        for s in (0, 1)
+    ]
     bits = {"steps": np.array([5]), "splits": {"test": (np.zeros((1, 50), bool), np.arange(50))}}
     data = RunData(pd.DataFrame(rows), correctness={"r0": bits, "r1": bits})
     cf, _ = configurations(data, "final", n_boot=50)
-    assert cf.loc[0, "low"] == 0 and 0.05 < cf.loc[0, "high"] < 0.1   # Wilson 0/50: 0-7.1%
+    assert cf.loc[0, "low"] == 0 and 0.05 < cf.loc[0, "high"] < 0.1  # Wilson 0/50: 0-7.1%
     assert cf.loc[0, "interval"].startswith("binomial")

@@ -1,4 +1,5 @@
 """Real tiny runs (a few steps each, tracked in MLflow by `rbench run`) -> the report."""
+
 from __future__ import annotations
 
 import re
@@ -9,19 +10,35 @@ import yaml
 from reports import build_report
 
 BASE = {
-    "name": "real", "seed": 0,
+    "name": "real",
+    "seed": 0,
     "task": {"name": "sudoku-4x4", "train_size": 128, "test_size": 32},
-    "train": {"steps": 4, "batch_size": 8, "lr": 1e-3, "log_every": 2, "eval_every": 2,
-              "val_examples": 16},
+    "train": {"steps": 4, "batch_size": 8, "lr": 1e-3, "log_every": 2, "eval_every": 2, "val_examples": 16},
     "engine": {"threads": 1},
     "tracking": {"experiment": "real", "tags": {"rbench.sweep_id": "real-tiny"}},
 }
 MODELS = {
     "tf": {"arch": "transformer", "hidden": 16, "heads": 2, "layers": 1, "halt_max_steps": 1},
-    "trm-1": {"arch": "trm", "hidden": 16, "heads": 2, "layers": 1, "T": 1, "n": 1, "halt_max_steps": 1,
-              "puzzle_emb_len": 0},
-    "trm-2": {"arch": "trm", "hidden": 16, "heads": 2, "layers": 1, "T": 2, "n": 1, "halt_max_steps": 1,
-              "puzzle_emb_len": 0},
+    "trm-1": {
+        "arch": "trm",
+        "hidden": 16,
+        "heads": 2,
+        "layers": 1,
+        "T": 1,
+        "n": 1,
+        "halt_max_steps": 1,
+        "puzzle_emb_len": 0,
+    },
+    "trm-2": {
+        "arch": "trm",
+        "hidden": 16,
+        "heads": 2,
+        "layers": 1,
+        "T": 2,
+        "n": 1,
+        "halt_max_steps": 1,
+        "puzzle_emb_len": 0,
+    },
 }
 
 
@@ -34,11 +51,12 @@ def test_real_tiny_runs_render_with_per_puzzle_intervals(runs_dir, tmp_path):
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         assert main(["run", str(path), f"tracking.run_name={name}", "--no-progress"]) == 0
-    for f in runs_dir.rglob("correctness.npz"):       # keep only the copies uploaded to MLflow
+    for f in runs_dir.rglob("correctness.npz"):  # keep only the copies uploaded to MLflow
         if "mlartifacts" not in f.parts:
             f.unlink()
-    files = build_report(f"sqlite:///{runs_dir / 'mlflow.db'}", tmp_path / "out", sweep="real-tiny",
-                         n_boot=100)
+    files = build_report(
+        f"sqlite:///{runs_dir / 'mlflow.db'}", tmp_path / "out", sweep="real-tiny", n_boot=100
+    )
     page = files.html.read_text()
     final = page.split("Configurations, <span class='ck'>final checkpoint")[1].split("</table>")[0]
     # per-example bits came via MLflow for every configuration (a few steps usually score 0%:
