@@ -160,7 +160,7 @@ def train_worker(config: dict[str, Any]) -> None:
     )
 
 
-def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) -> TrialOutcome:
+def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report, tracker=None) -> TrialOutcome:
     """Train one rank inside a Ray session: a Ray Train worker (`ray.train.*`), or a 1-worker sweep
     trial running the engine in its own Tune actor (`ray.tune.*`, same two calls). Every
     checkpoint is reported with its metrics; the job's outcome is reported last (see
@@ -168,12 +168,16 @@ def run_session(config: dict[str, Any], *, rank: int, get_checkpoint, report) ->
 
     config: cfg (dict), scratch_dir, mlflow_run_id, fallback_resume (a local checkpoint to start
     from when Ray has none, e.g. resuming a run begun without Ray), progress, extra_metrics.
+    `tracker`: a started tracker of that run that the caller owns (a 1-worker sweep trial logs
+    through its own run's tracker: one MLflow helper process per trial, not two).
     """
     from harness.tracking import NullTracker, open_tracker
 
     cfg = ExperimentConfig.model_validate(config["cfg"])
     scratch = Path(config["scratch_dir"]) / f"rank{rank}"
     _write_worker_info(scratch, rank)
+    if tracker is not None:
+        return _train_and_report(config, cfg, rank, scratch, tracker, get_checkpoint, report)
 
     # Rank 0 logs into the driver's run through its own helper process (which writes what was
     # buffered if this worker is killed, but leaves ending the run to the driver: Ray retries).

@@ -105,6 +105,14 @@ def open_trial_run(
     return tracker
 
 
+def session_tracker(tracker):
+    """The tracker a 1-worker trial's training logs through: its run's own (one MLflow helper
+    process per trial), or the null tracker when the sweep is not tracked."""
+    from harness.tracking import NullTracker
+
+    return tracker if tracker is not None else NullTracker()
+
+
 def close_trial_run(tracker, outcome: TrialOutcome) -> None:
     if tracker is None:
         return

@@ -104,7 +104,9 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
         if trains_in_trial(spec):
             # Tune's storage of this trial: <sweep folder>/tune/trial_NNNNN (see driver._trial_name)
             storage = Path(ctx.sweep_dir) / TUNE_NAME / f"trial_{number:05d}"
-            outcome = _train_here(loop_config, r.cpus_per_worker, r.gpus_per_worker > 0, storage)
+            outcome = _train_here(
+                loop_config, r.cpus_per_worker, r.gpus_per_worker > 0, storage, runs.session_tracker(tracker)
+            )
         else:
             from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -133,7 +135,9 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     runs.close_trial_run(tracker, outcome)
 
 
-def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool, trial_storage: Path) -> TrialOutcome:
+def _train_here(
+    loop_config: dict[str, Any], cpus: float, use_gpu: bool, trial_storage: Path, tracker
+) -> TrialOutcome:
     """The engine in this (Tune trial) process, reporting checkpoints to Tune."""
     from ray import tune
 
@@ -155,7 +159,7 @@ def _train_here(loop_config: dict[str, Any], cpus: float, use_gpu: bool, trial_s
     def get_checkpoint():
         return newest_checkpoint(tune.get_checkpoint(), trial_storage)
 
-    outcome = run_session(loop_config, rank=0, get_checkpoint=get_checkpoint, report=report)
+    outcome = run_session(loop_config, rank=0, get_checkpoint=get_checkpoint, report=report, tracker=tracker)
     final = Path(loop_config["scratch_dir"]) / "rank0" / "checkpoints" / f"step_{outcome.step:08d}"
     return outcome.with_checkpoint(str(final) if outcome.ok and final.is_dir() else None)
 
