@@ -33,6 +33,7 @@ from harness.device import Runtime, local_device, resolve_runtime
 from harness.ema import EMA, master_weights
 from harness.errors import ConfigError
 from harness.optim import build_optimizer
+from harness.preflight import check_layout
 from harness.progress import Progress
 from harness.provenance import write_provenance
 from harness.seeding import seed_everything, step_generator
@@ -327,15 +328,7 @@ def train(
     rt = resolve_runtime(cfg.engine)
     rank, world = init_distributed(rt)
     device = local_device(rt)
-    if cfg.train.batch_size % world:
-        raise ConfigError(
-            "train.batch_size",
-            f"must be divisible by the number of workers ({world}), got {cfg.train.batch_size}",
-        )
-    if cfg.train.ema_decay and cfg.engine.zero_stage == 3:
-        raise ConfigError(
-            "train.ema_decay", "EMA needs whole parameters on each worker: use engine.zero_stage <= 2"
-        )
+    check_layout(cfg, world)
     if resume_from is not None:
         ckpt.verify_safe(resume_from)  # before DeepSpeed's weights_only=False torch.load sees a file
     per_rank = cfg.train.batch_size // world

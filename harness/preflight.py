@@ -46,6 +46,12 @@ def _check(cfg: ExperimentConfig, workers: int) -> None:
     data = build(spec, Path(cfg.runs_dir) / "data")
     with torch.device("meta"):
         build_model(cfg.model, data["train"].meta)
+    check_layout(cfg, workers)
+
+
+def check_layout(cfg: ExperimentConfig, workers: int) -> None:
+    """The batch and the EMA fit `workers` data-parallel workers and the ZeRO stage (also checked
+    by the engine itself, for callers that skip preflight)."""
     if cfg.train.batch_size % workers:
         raise ConfigError(
             "train.batch_size",
