@@ -11,7 +11,6 @@ import shutil
 
 import pytest
 import torch
-import yaml
 
 from harness import checkpoint
 from harness.cli import main
@@ -102,35 +101,8 @@ def test_cli_resume_from_a_poisoned_checkpoint_is_one_line_exit_2(trained, tmp_p
     marker = tmp_path / "payload-ran"
     plant(ck / "ds" / "mp_rank_00_model_states.pt", marker)
     exp = tmp_path / "exp.yaml"
-    exp.write_text(
-        yaml.safe_dump(
-            {
-                "name": "engine-test",
-                "seed": 1,
-                "runs_dir": str(runs),
-                "model": {
-                    "arch": "trm",
-                    "hidden": 32,
-                    "heads": 2,
-                    "T": 2,
-                    "n": 2,
-                    "halt_max_steps": 3,
-                    "puzzle_emb_len": 0,
-                },
-                "task": {"name": "sudoku-4x4", "train_size": 256, "test_size": 64},
-                "train": {
-                    "steps": 3,
-                    "batch_size": 16,
-                    "lr": 1e-3,
-                    "log_every": 2,
-                    "eval_examples": 32,
-                    "ema_decay": 0.9,
-                },
-                "engine": {"zero_stage": 1},
-                "tracking": {"enabled": False},
-            }
-        )
-    )
+    cfg = make_cfg(runs, train__steps=3, train__ema_decay=0.9, engine__zero_stage=1)
+    exp.write_text(cfg.to_yaml())  # the experiment that trained `run`, as a file
     code = main(["run", str(exp), "--run-dir", str(run), "--resume", "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
