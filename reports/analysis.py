@@ -23,6 +23,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from reports import fits
+from reports import recursion as R
 from reports.intervals import Cell, bootstrap, percentile_interval, pooled_binomial, seed_only
 from reports.table import RunData
 
@@ -40,6 +41,9 @@ class TaskAnalysis:
     phi: dict[str, fits.Fit] = field(default_factory=dict)
     exchange: pd.DataFrame = field(default_factory=pd.DataFrame)
     holdouts: list[dict] = field(default_factory=list)
+    draws: np.ndarray | None = None  # [n_boot, configs]: bootstrap replicates of each accuracy
+    ladder: list = field(default_factory=list)  # reports.recursion.Rung: which loop a gain is from
+    comparison: R.Comparison | None = None  # best recursive vs best transformer
 
     @property
     def checkpoint_name(self) -> str:
@@ -97,6 +101,9 @@ def configurations(
             if "puzzle_emb_parameters" in g
             else math.nan,
             recurrences=float(g["recurrences"].iloc[0]) if g["recurrences"].iloc[0] is not None else math.nan,
+            segments=float(g["segments"].iloc[0])
+            if "segments" in g and g["segments"].notna().any()
+            else math.nan,
             train_flops=float(g["train_flops"].mean()),
             inference_flops_per_example=float(g["inference_flops_per_example"].mean())
             if g["inference_flops_per_example"].notna().any()
@@ -149,8 +156,32 @@ def configurations(
 
 def _label(row: dict) -> str:
     if row.get("kind") == "transformer":
-        return f"transformer {int(row['num_parameters']):,} params"
+        seg = _segments_of(row.get("recursion", ""))
+        how = "" if seg is None else (", direct" if seg == 1 else f", {seg} segments")
+        return f"transformer {int(row['num_parameters']):,} params{how}"
     return f"{row['family']} {row.get('recursion', '')} (depth {row.get('effective_depth')})".strip()
+
+
+def _segments_of(recursion: str) -> int | None:
+    for part in str(recursion).split():
+        if part.startswith("halt_max_steps="):
+            return int(float(part.split("=", 1)[1]))
+    return None
+
+
+def _power_group(cf: pd.DataFrame) -> np.ndarray:
+    """The transformers one power law is fitted on: those sharing one segment count (the outer
+    loop changes what a parameter buys), the count with the most distinct sizes."""
+    tf = (cf["kind"] == "transformer").to_numpy()
+    seg = cf["segments"].to_numpy(float) if "segments" in cf else np.full(len(cf), np.nan)
+    N = cf["num_parameters"].to_numpy(float)
+    best, key = tf & np.isnan(seg), (-1, -math.inf)
+    for s in np.unique(seg[tf & ~np.isnan(seg)]):
+        m = tf & (seg == s)
+        k = (len(np.unique(N[m])), s)
+        if k > key:
+            best, key = m, k
+    return np.flatnonzero(best if best.any() else tf)
 
 
 def analyse(
@@ -163,9 +194,10 @@ def analyse(
     for task in configs["task"].unique():
         idx = np.flatnonzero((configs["task"] == task).to_numpy())
         cf, dr = configs.iloc[idx].reset_index(drop=True), draws[:, idx]
-        ta = TaskAnalysis(str(task), checkpoint, cf)
+        ta = TaskAnalysis(str(task), checkpoint, cf, draws=dr)
+        ta.ladder, ta.comparison = R.ladder(cf, dr), R.comparison(cf, dr)
         floor = 0.5 / max(1.0, float(np.nanmax(cf["eval_examples"].to_numpy(float))))
-        tf = np.flatnonzero((cf["kind"] == "transformer").to_numpy())
+        tf = _power_group(cf)
         N, acc = cf["num_parameters"].to_numpy(float), cf["accuracy"].to_numpy(float)
         if len(tf):
             ta.power = fits.power_law(N[tf], acc[tf], dr[:, tf], floor=floor)

@@ -4,12 +4,13 @@ Parquet), logged on the sweep's MLflow parent run when there is one."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reports import figures as F
 from reports import html as H
 from reports.analysis import analyse
+from reports.recursion import describe_comparison, describe_ladder
 from reports.summary import markdown, plain
 from reports.table import export, load_runs
 
@@ -22,6 +23,7 @@ class ReportFiles:
     parquet: Path
     figures: list[Path]
     parent_run_id: str | None  # the sweep parent run the files were logged on, if any
+    headlines: list[str] = field(default_factory=list)  # per task: the comparison and the ladder
 
 
 def _slug(s: str) -> str:
@@ -61,8 +63,12 @@ def build_report(
     )
     finals = analyse(data, "final", n_boot, seed)
     bests = {ta.task: ta for ta in analyse(data, "best", n_boot, seed)}
-    sections, paths, summary = [], [], []
+    sections, paths, summary, headlines = [], [], [], []
     for ta in finals:
+        if ta.comparison is not None:
+            headlines.append(f"{ta.task} ({ta.checkpoint_name}): {describe_comparison(ta.comparison)}")
+        if ta.ladder:
+            headlines.append(f"{ta.task}: which recursion the gain comes from: {describe_ladder(ta.ladder)}")
         slug = _slug(ta.task)
         figs = [
             f
@@ -122,7 +128,7 @@ def build_report(
         for p in (html_path, md_path, csv, pq):
             c.log_artifact(data.parent_run_id, str(p), "report")
         logged = data.parent_run_id
-    return ReportFiles(html_path, md_path, csv, pq, paths, logged)
+    return ReportFiles(html_path, md_path, csv, pq, paths, logged, headlines)
 
 
 __all__ = ["build_report", "ReportFiles", "plain"]

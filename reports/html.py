@@ -5,7 +5,6 @@ failed and missing runs, method (intervals, fits, FLOP formulas), and every run'
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import time
@@ -13,60 +12,9 @@ import time
 import pandas as pd
 
 from reports import fits
+from reports.htmlkit import CSS, esc, num, pct, table, times
+from reports.htmlrecursion import headline, ladder_section
 from reports.published import published_for
-
-CSS = """
-body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222;background:#fff}
-h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
-h3{margin-top:1.5em}.meta{color:#666;font-size:.9em}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em;width:100%}
-th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:1em 0;display:inline-block;width:48%;vertical-align:top}
-figure img{width:100%;border:1px solid #eee}figcaption{font-size:.8em;color:#555}
-.headline{background:#f6f9ff;border-left:4px solid #36c;padding:.6em 1em;margin:1em 0}
-.warn{background:#fff6f0;border-left:4px solid #c63;padding:.5em 1em}
-.ck{font-weight:600;color:#36c}code,pre{font-size:.85em;background:#f7f7f7}
-pre{padding:.5em;overflow-x:auto;white-space:pre-wrap}details summary{cursor:pointer}
-@media(max-width:800px){figure{width:100%}}
-"""
-
-
-def esc(x) -> str:
-    return html.escape("" if x is None else str(x))
-
-
-def pct(v) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
-
-
-def num(v, fmt="{:,.0f}") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    try:
-        return fmt.format(v)
-    except (TypeError, ValueError):
-        return esc(v)
-
-
-def times(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if math.isinf(v):
-        return "no size suffices"
-    return "> 1e6x" if v > 1e6 else f"{v:.3g}x"
-
-
-def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td class='n'>{c}</td>" if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def config_table(cf: pd.DataFrame) -> str:
@@ -160,6 +108,7 @@ def task_section(ta, best, figs: list, runs: pd.DataFrame) -> str:
             f"<figure><img alt='{esc(f.title)}' src='data:image/png;base64,{f.base64}'>"
             f"<figcaption><b>{esc(f.title)}.</b> {esc(f.caption)}</figcaption></figure>"
         )
+    out.append(ladder_section(ta))
     out.append(f"<h3>Configurations, <span class='ck'>{ck} checkpoint</span></h3>")
     out.append(config_table(ta.configs))
     if best is not None and not best.configs.empty:
@@ -265,46 +214,6 @@ def task_section(ta, best, figs: list, runs: pd.DataFrame) -> str:
         out.append(f"<h3>Published numbers{note}</h3>")
         out.append(table(["model", "exact accuracy", "source"], rows))
     return "\n".join(out)
-
-
-def headline(ta) -> str:
-    ck = f"<span class='ck'>{esc(ta.checkpoint_name)} checkpoint</span>"
-    cf = ta.configs
-    rec, tf = cf[cf["kind"] == "recursive"], cf[cf["kind"] == "transformer"]
-    parts = []
-    if not rec.empty and not tf.empty:
-        r, b = rec.loc[rec["accuracy"].idxmax()], tf.loc[tf["accuracy"].idxmax()]
-        sep = r["low"] > b["high"] or b["low"] > r["high"]
-        parts.append(
-            f"{ck}: best recursive <b>{esc(r['label'])}</b> {pct(r['accuracy'])} "
-            f"[{pct(r['low'])}, {pct(r['high'])}] with {num(r['num_parameters'])} parameters vs best "
-            f"transformer <b>{esc(b['label'])}</b> {pct(b['accuracy'])} [{pct(b['low'])}, "
-            f"{pct(b['high'])}]; the 95% intervals "
-            f"{'do not overlap' if sep else 'overlap: the difference is not resolved'}."
-        )
-    elif not cf.empty:
-        r = cf.loc[cf["accuracy"].idxmax()]
-        parts.append(
-            f"{ck}: best configuration <b>{esc(r['label'])}</b> {pct(r['accuracy'])} "
-            f"[{pct(r['low'])}, {pct(r['high'])}]."
-        )
-    for fam, f in ta.phi.items():
-        if f.ok:
-            parts.append(
-                f"Recurrence-equivalence exponent for {esc(fam)} ({ck}): phi = {f.params['phi']:.2f} "
-                f"[{f.lo['phi']:.2f}, {f.hi['phi']:.2f}] (1 = a loop is worth a copy of the weights, "
-                f"0 = worth nothing; looped LMs: 0.46)."
-            )
-        else:
-            parts.append(f"phi for {esc(fam)}: not fitted: {esc(f.reason)}.")
-    if not ta.exchange.empty:
-        e = ta.exchange.loc[ta.exchange["accuracy"].idxmax()]
-        parts.append(
-            f"Exchange rate ({ck}): to match {esc(e['configuration'])} a transformer needs "
-            f"{times(e['multiple'])} [{times(e['lo'])}, {times(e['hi'])}] its parameters"
-            f"{' (extrapolated beyond the transformers measured)' if e['extrapolated'] else ''}."
-        )
-    return "<br>".join(parts) or "No finished configuration on this task."
 
 
 def failed_section(table_: pd.DataFrame, expected: int | None) -> str:

@@ -8,6 +8,7 @@ import time
 import pandas as pd
 
 from reports.html import headline
+from reports.recursion import describe_ladder
 
 
 def plain(html_text: str) -> str:
@@ -29,17 +30,20 @@ def markdown(*, title: str, source: str, table: pd.DataFrame, analyses: list, ht
     for ta in analyses:
         lines += [f"## {ta.task} ({ta.checkpoint_name} checkpoint)", ""]
         lines += [f"- {plain(s)}" for s in headline(ta).split("<br>")]
+        if ta.ladder:
+            lines.append(f"- Which recursion the gain comes from: {describe_ladder(ta.ladder)}.")
         for f in ([ta.power] if ta.power is not None else []) + list(ta.depth.values()):
             lines.append(f"- {f.describe()}")
         lines.append("")
         lines += [
-            "| configuration | params | eff. depth | seeds | exact acc. | 95% interval (seeds x puzzles) |",
-            "|---|---:|---:|---:|---:|---|",
+            "| configuration | params | eff. depth | seeds | exact acc. | 95% interval | per seed (%) |",
+            "|---|---:|---:|---:|---:|---|---|",
         ]
         for r in ta.configs.itertuples():
             lines.append(
                 f"| {r.label} | {int(r.num_parameters):,} | {r.effective_depth:g} | {r.seeds} | "
-                f"{100 * r.accuracy:.1f}% | {100 * r.low:.1f}-{100 * r.high:.1f}% ({r.interval}) |"
+                f"{100 * r.accuracy:.1f}% | {100 * r.low:.1f}-{100 * r.high:.1f}% ({r.interval}) | "
+                f"{r.per_seed} |"
             )
         lines.append("")
     bad = table[table["status"] != "FINISHED"] if n else table

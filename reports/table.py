@@ -137,6 +137,7 @@ def _row(run) -> dict:
         "num_parameters": _num(params.get("num_parameters")),
         "puzzle_emb_parameters": metrics.get("eval/puzzle_emb_parameters"),
         "recursion": recursion,
+        "segments": _num(params.get("model.halt_max_steps")),  # the outer loop (reports.recursion)
         "effective_depth": depth,
         "unique_layers": layers,
         "recurrences": (depth / layers if isinstance(depth, (int, float)) and layers else None)
