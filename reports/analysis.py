@@ -92,6 +92,9 @@ def configurations(
         cell = _cell(g, data, checkpoint, str(g["task"].iloc[0]))
         per_seed = g[col].to_numpy(float)
         row = dict(zip(keys, group))
+        row["segments"] = (
+            float(g["segments"].iloc[0]) if "segments" in g and g["segments"].notna().any() else math.nan
+        )
         row.update(
             label=_label(row),
             seeds=len(g),
@@ -101,9 +104,6 @@ def configurations(
             if "puzzle_emb_parameters" in g
             else math.nan,
             recurrences=float(g["recurrences"].iloc[0]) if g["recurrences"].iloc[0] is not None else math.nan,
-            segments=float(g["segments"].iloc[0])
-            if "segments" in g and g["segments"].notna().any()
-            else math.nan,
             train_flops=float(g["train_flops"].mean()),
             inference_flops_per_example=float(g["inference_flops_per_example"].mean())
             if g["inference_flops_per_example"].notna().any()
@@ -156,24 +156,17 @@ def configurations(
 
 def _label(row: dict) -> str:
     if row.get("kind") == "transformer":
-        seg = _segments_of(row.get("recursion", ""))
-        how = "" if seg is None else (", direct" if seg == 1 else f", {seg} segments")
+        seg = row.get("segments", math.nan)
+        how = "" if not math.isfinite(seg) else (", direct" if seg == 1 else f", {seg:g} segments")
         return f"transformer {int(row['num_parameters']):,} params{how}"
     return f"{row['family']} {row.get('recursion', '')} (depth {row.get('effective_depth')})".strip()
-
-
-def _segments_of(recursion: str) -> int | None:
-    for part in str(recursion).split():
-        if part.startswith("halt_max_steps="):
-            return int(float(part.split("=", 1)[1]))
-    return None
 
 
 def _power_group(cf: pd.DataFrame) -> np.ndarray:
     """The transformers one power law is fitted on: those sharing one segment count (the outer
     loop changes what a parameter buys), the count with the most distinct sizes."""
     tf = (cf["kind"] == "transformer").to_numpy()
-    seg = cf["segments"].to_numpy(float) if "segments" in cf else np.full(len(cf), np.nan)
+    seg = R.segments(cf)
     N = cf["num_parameters"].to_numpy(float)
     best, key = tf & np.isnan(seg), (-1, -math.inf)
     for s in np.unique(seg[tf & ~np.isnan(seg)]):

@@ -9,7 +9,7 @@ from reports.htmlkit import esc, num, pct, table, times
 def _gain_cell(r) -> str:
     if r.versus is None:
         return "–"
-    sure = "" if (r.gain_low > 0 or r.gain_high < 0) else " <i>(not resolved)</i>"
+    sure = "" if r.resolved else " <i>(not resolved)</i>"
     return (
         f"{100 * r.gain:+.1f} points vs {esc(r.versus)} "
         f"[{100 * r.gain_low:+.1f}, {100 * r.gain_high:+.1f}]{sure}"
@@ -70,18 +70,13 @@ def headline(ta) -> str:
     c = ta.comparison
     if c is not None:
         r, b = c.recursive, c.transformer
-        verdict = (
-            ("recursion wins" if c.gain > 0 else "the transformer wins")
-            if c.resolved
-            else "not resolved: the interval contains 0"
-        )
         parts.append(
             f"{ck}: best recursive <b>{esc(r.label)}</b> {pct(r.accuracy)} "
             f"[{pct(r.low)}, {pct(r.high)}] with {num(r.num_parameters)} parameters vs best "
             f"transformer <b>{esc(b.label)}</b> {pct(b.accuracy)} [{pct(b.low)}, "
             f"{pct(b.high)}] at {'equal' if c.equal_flops else '<b>unequal</b>'} training FLOPs: "
             f"difference {100 * c.gain:+.1f} points [{100 * c.gain_low:+.1f}, "
-            f"{100 * c.gain_high:+.1f}] ({verdict})."
+            f"{100 * c.gain_high:+.1f}] ({c.verdict})."
         )
     elif not cf.empty:
         r = cf.loc[cf["accuracy"].idxmax()]

@@ -52,6 +52,11 @@ class Rung:
     gain_low: float = math.nan
     gain_high: float = math.nan
 
+    @property
+    def resolved(self) -> bool:
+        """The gain's interval excludes 0."""
+        return self.gain_low > 0 or self.gain_high < 0
+
 
 @dataclass
 class Comparison:
@@ -68,8 +73,15 @@ class Comparison:
     def resolved(self) -> bool:
         return self.gain_low > 0 or self.gain_high < 0
 
+    @property
+    def verdict(self) -> str:
+        if not self.resolved:
+            return "not resolved: the interval contains 0"
+        return "recursion wins" if self.gain > 0 else "the transformer wins"
 
-def _segments(cf: pd.DataFrame) -> np.ndarray:
+
+def segments(cf: pd.DataFrame) -> np.ndarray:
+    """Each configuration's supervision segments (the outer loop); NaN where unknown."""
     if "segments" not in cf:
         return np.full(len(cf), np.nan)
     return pd.to_numeric(cf["segments"], errors="coerce").to_numpy(float)
@@ -115,7 +127,7 @@ def ladder(cf: pd.DataFrame, draws: np.ndarray) -> list[Rung]:
     if cf.empty:
         return []
     kind = cf["kind"].to_numpy()
-    seg = _segments(cf)
+    seg = segments(cf)
     N = cf["num_parameters"].to_numpy(float)
     tf, rec = kind == "transformer", kind == "recursive"
     inner = _best(cf, rec)
@@ -171,11 +183,6 @@ def _pct(v: float) -> str:
 
 def describe_comparison(c: Comparison) -> str:
     """One plain sentence for the console and the Markdown summary."""
-    verdict = (
-        ("recursion wins" if c.gain > 0 else "the transformer wins")
-        if c.resolved
-        else "the difference is not resolved (its interval contains 0)"
-    )
     flops = "equal training FLOPs" if c.equal_flops else "UNEQUAL training FLOPs"
     return (
         f"best recursive {c.recursive.label} {_pct(c.recursive.accuracy)} "
@@ -183,7 +190,7 @@ def describe_comparison(c: Comparison) -> str:
         f"transformer {c.transformer.label} {_pct(c.transformer.accuracy)} "
         f"[{_pct(c.transformer.low)}, {_pct(c.transformer.high)}] (seeds: {c.transformer.per_seed}) "
         f"at {flops}: difference {_pts(c.gain)} points [{_pts(c.gain_low)}, {_pts(c.gain_high)}]; "
-        f"{verdict}."
+        f"{c.verdict}."
     )
 
 
@@ -193,7 +200,7 @@ def describe_ladder(rungs: list[Rung]) -> str:
     for r in rungs:
         s = f"{r.stage} ({r.label}): {_pct(r.accuracy)} [{_pct(r.low)}, {_pct(r.high)}]"
         if r.versus is not None:
-            sign = "resolved" if (r.gain_low > 0 or r.gain_high < 0) else "not resolved"
+            sign = "resolved" if r.resolved else "not resolved"
             s += f", {_pts(r.gain)} points vs {r.versus} [{_pts(r.gain_low)}, {_pts(r.gain_high)}] ({sign})"
         out.append(s)
     if rungs and not equal_flops(*rungs):

@@ -98,3 +98,6 @@ def test_an_unresolved_difference_is_called_so():
     c = comparison(cf, draws)
     assert c.gain_low < 0 < c.gain_high and not c.resolved
     assert "not resolved" in describe_comparison(c)
+    _, inner = ladder(cf, draws)  # the same gain as a rung of the ladder
+    assert inner.gain_low < 0 < inner.gain_high and not inner.resolved
+    assert "(not resolved)" in describe_ladder([inner])
