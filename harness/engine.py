@@ -119,7 +119,7 @@ def init_distributed(rt: Runtime) -> tuple[int, int]:
             )
             if rt.device == "cpu":
                 # DeepSpeed's CPU backend JIT-compiles a shared-memory all-reduce op on first use
-                # (1-5 minutes on 2 cores on a fresh machine) that a single process never calls.
+                # (30 s to 5 minutes on 2 cores on a fresh machine) that a single process never calls.
                 deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         deepspeed.init_distributed(dist_backend=rt.backend, verbose=False)
     return dist.get_rank(), dist.get_world_size()

@@ -323,3 +323,28 @@ def test_deepspeed_is_imported_without_mlflow_and_mlflow_still_imports():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_one_process_cpu_run_compiles_no_deepspeed_op(tmp_path, experiment_file):
+    """DeepSpeed would JIT-compile its shared-memory all-reduce (minutes on a fresh machine) for a
+    single process that never calls it; the engine marks it incompatible instead."""
+    import os
+    import subprocess
+    import sys
+
+    exts = tmp_path / "torch_extensions"
+    exts.mkdir()
+    cfg = experiment_file(
+        tmp_path / "exp.yaml", tmp_path / "runs", train={"steps": 4}, tracking={"enabled": False}
+    )
+    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(exts))
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(cfg)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not list(exts.rglob("*")), sorted(p.name for p in exts.rglob("*"))
