@@ -3,7 +3,7 @@ that a run whose process dies is still ended.
 
 Why a process, not a thread: MLflow is Python-heavy (seconds to import and open its store, ~20 ms
 of SQLAlchemy per logged batch); a thread holding the GIL makes the training thread wait before
-each of its many small torch calls. A helper (`python -m harness.tracking.process`, niced, in its
+each of its many small torch calls. A helper (this module's `main()`, niced, in its
 own session so a Ctrl-C meant for training does not kill it first) shares nothing with training.
 
 Protocol: one JSON object per line. The parent writes {"id", "op", "args"} to the helper's stdin;
@@ -38,6 +38,8 @@ from harness.tracking.store import resolve_uri
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # so the helper imports this checkout
 PARENT_POLL_S = 0.5
+# Not `-m harness.tracking.process`: the package already imports this module, and runpy warns.
+HELPER_ENTRY = "import sys; from harness.tracking.process import main; sys.exit(main())"
 
 
 class ProcessTracker(Tracker):
@@ -63,7 +65,7 @@ class ProcessTracker(Tracker):
         env = {**os.environ, "RBENCH_TRACKER_NICE": str(nice), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
         # May raise OSError (no fork/exec allowed here): open_tracker then tracks in-process.
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.tracking.process"],
+            [sys.executable, "-c", HELPER_ENTRY],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

@@ -8,6 +8,7 @@ default store is `sqlite:///<runs_dir>/mlflow.db` with artifacts under `<runs_di
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ def artifact_root(cfg) -> str:
 
 def client(uri: str):
     """An `MlflowClient` for `uri`. MLflow 3 sends usage telemetry unless told not to: rbench stays
-    offline by default (set MLFLOW_DISABLE_TELEMETRY=false to opt in)."""
+    offline by default (set MLFLOW_DISABLE_TELEMETRY=false to opt in). MLflow's INFO lines about
+    creating and migrating a new SQLite store's tables are routine: only its warnings show."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
