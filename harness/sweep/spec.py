@@ -365,6 +365,7 @@ class LoadedSweep:
 def load_spec(path: str | Path) -> LoadedSweep:
     """Read and validate a sweep spec, its base experiment and every family's fixed and searched
     keys against it. Any mistake is a ConfigError naming the file, the family and the dotted key."""
+    from harness.data_source import choose_data
     from harness.launch import absolute_config
     from harness.sweep.point import trial_config
 
@@ -389,6 +390,13 @@ def load_spec(path: str | Path) -> LoadedSweep:
         base = load_experiment(exp_path, overrides)
     except ConfigError as e:
         raise ConfigError(e.key, e.expected, source=f"{e.source} (base experiment of {source})") from None
+    # A paper recipe names the published task and its generated stand-in: as `rbench run` without
+    # --from, trials train on the stand-in (and say so in their tags) unless the spec's overrides
+    # set task.stand_in=null and point task.source/task.train_path/task.test_path at the files.
+    try:
+        base = choose_data(base)
+    except ConfigError as e:
+        raise ConfigError(e.key, e.expected, source=f"{exp_path} (base experiment of {source})") from None
     base = absolute_config(base)
     base_data = base.to_dict()
 
