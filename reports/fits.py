@@ -234,6 +234,9 @@ def equivalence(N, r, acc, draws=None, *, floor: float = 1e-3) -> Fit:
             " and ".join(missing) if missing else "4 distinct (parameters, recurrences) points in all"
         )
         return fit
+    if np.ptp(acc) == 0:  # a flat error surface: alpha = 0 fits it, and then any phi does
+        fit.reason = f"accuracy is {acc[0]:.1%} at every point: phi is not identified"
+        return fit
     x1bar = float(np.log(N).mean())
     x1, x2 = np.log(N) - x1bar, np.log(r)  # centred (see power_law)
 

@@ -44,7 +44,7 @@ def times(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if math.isinf(v):
-        return "no size suffices"
+        return "∞x (no size suffices)"
     return "> 1e6x" if v > 1e6 else f"{v:.3g}x"
 
 

@@ -119,3 +119,11 @@ def test_batched_refits_agree_with_one_lbfgs_per_replicate(law):
     assert f.converged == 1.0
     for t, a, row in zip(f.draws, alone, d):
         assert loss(t, row) <= loss(raw(a), row) + 1e-7
+
+
+def test_phi_is_not_fitted_when_accuracy_never_varies():
+    # All runs at 0%: alpha = 0 describes the data exactly, and with alpha = 0 every phi fits.
+    N = np.array([1e4, 4e4, 1.6e5, 1e4, 1e4])
+    r = np.array([1, 1, 1, 4, 8])
+    fit = fits.equivalence(N, r, np.zeros(5))
+    assert not fit.ok and "not identified" in fit.reason
