@@ -267,6 +267,14 @@ def equivalence(N, r, acc, draws=None, *, floor: float = 1e-3) -> Fit:
     boot = None if boot is None else uncentre(boot)
     fit = _finish(fit, theta, boot, conv)
     _exp_param(fit, "A")
+    low = fit.lo.get("alpha", math.nan)
+    if fit.ok and not (fit.params["alpha"] if math.isnan(low) else low) > 0:
+        # phi prices a loop in parameters: with no resolved gain from parameters there is no price
+        fit.ok = False
+        fit.reason = (
+            f"alpha = {fit.params['alpha']:.2f} [{fit.lo['alpha']:.2f}, {fit.hi['alpha']:.2f}]: "
+            "error does not resolvably fall with parameters here, so phi is not identified"
+        )
     return fit
 
 

@@ -127,3 +127,13 @@ def test_phi_is_not_fitted_when_accuracy_never_varies():
     r = np.array([1, 1, 1, 4, 8])
     fit = fits.equivalence(N, r, np.zeros(5))
     assert not fit.ok and "not identified" in fit.reason
+
+
+def test_phi_is_not_fitted_when_bigger_transformers_are_worse():
+    # Error rising with parameters (alpha < 0, as at a CPU budget where a bigger model gets fewer
+    # steps): phi, the parameter price of a loop, has no meaning and must not be reported.
+    N = np.array([1e4, 4e4, 1.6e5, 1e4, 1e4])
+    r = np.array([1, 1, 1, 4, 8])
+    acc = np.array([0.6, 0.2, 0.01, 0.4, 0.3])
+    fit = fits.equivalence(N, r, acc)
+    assert not fit.ok and "not identified" in fit.reason and "alpha = -" in fit.reason
