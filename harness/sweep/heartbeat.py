@@ -21,10 +21,11 @@ from harness.sweep.state import heartbeats, open_storage
 
 
 class Heartbeat:
-    """`with Heartbeat(storage_url, optuna_trial_id): train()`; a no-op for SQLite / no trial."""
+    """`with Heartbeat(storage_url, optuna_trial_id): train()`; a no-op for SQLite / no trial.
+    `interval`: seconds between beats (default: the storage's heartbeat interval)."""
 
-    def __init__(self, storage_url: str | None, trial_id: int | None):
-        self.url, self.trial_id = storage_url, trial_id
+    def __init__(self, storage_url: str | None, trial_id: int | None, interval: float | None = None):
+        self.url, self.trial_id, self.interval = storage_url, trial_id, interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -37,7 +38,7 @@ class Heartbeat:
         except Exception as e:  # noqa: BLE001 - e.g. no password in this node's environment
             print(f"rbench: no Optuna heartbeat for this trial: {type(e).__name__}: {e}", file=sys.stderr)
             return self
-        interval = storage.get_heartbeat_interval()
+        interval = self.interval or storage.get_heartbeat_interval()
 
         def beat() -> None:
             while not self._stop.wait(interval):
@@ -65,10 +66,14 @@ def _running(study) -> set[int]:
 
 def fail_stale(study) -> list[int]:
     """Fail (and so retry) the study's stale RUNNING trials. Returns their numbers."""
+    import warnings
+
     import optuna
 
     before = _running(study)
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     return sorted(before - _running(study))
 
 
@@ -83,7 +88,7 @@ def take_over(study, storage) -> None:
         storage.record_heartbeat(t._trial_id)
 
 
-def superseded(storage_url: str | None, trial_id: int | None) -> int | None:
+def superseded(storage_url: str | None, study_name: str, trial_id: int | None) -> int | None:
     """The number of the retry that replaced this trial (failed as stale), else None."""
     if not storage_url or trial_id is None or not heartbeats(storage_url):
         return None
@@ -93,7 +98,7 @@ def superseded(storage_url: str | None, trial_id: int | None) -> int | None:
     trial = storage.get_trial(trial_id)
     if trial.state != TrialState.FAIL:
         return None
-    study_id = storage.get_study_id_from_trial_id(trial_id)
+    study_id = storage.get_study_id_from_name(study_name)
     for t in storage.get_all_trials(study_id, deepcopy=False):
         if trial.number in t.system_attrs.get("retry_history", []):
             return t.number

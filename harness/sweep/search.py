@@ -170,7 +170,9 @@ class StudySearcher(Searcher):
                 fail_stale(self.study)
             if spec.sampler.type == "grid" and not self._enqueue_next_grid_point():
                 return self.FINISHED
-            trial = self.study.ask()
+            with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with optimize"
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trial = self.study.ask()
             fault_after_ask(trial.number)
         number, family, params, attrs = self._fill(trial)
         self._live[trial_id] = number
@@ -198,7 +200,8 @@ class StudySearcher(Searcher):
         if attrs.get("family") != family:
             attrs["family"] = family
             trial.set_user_attr("family", family)
-        retry = "failed_trial" in trial.system_attrs  # a stale trial's retry: its replicas exist
+        # a stale trial's retry (harness/sweep/heartbeat.py): its replicas exist already
+        retry = "failed_trial" in self.storage.get_trial(trial._trial_id).system_attrs
         if spec.sampler.type != "grid" and "replica_of" not in attrs and not retry:
             self._enqueue_replicas(trial.number, dict(trial.params), family)
         return trial.number, family, dict(trial.params), attrs

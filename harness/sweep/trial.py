@@ -67,7 +67,7 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
 
     number = int(config[TRIAL_KEY]["number"])
     optuna_id = config[TRIAL_KEY].get("optuna_trial_id")
-    retry = superseded(ctx.storage_url, optuna_id)
+    retry = superseded(ctx.storage_url, ctx.sweep_id, optuna_id)
     if retry is not None:  # failed as stale and retried: trial `retry` trains this point now
         runs.close_stopped_run(
             ctx.tracking_uri,

@@ -92,7 +92,12 @@ class Postgres:
         self.data = data
         for db in ("optuna", "mlflow"):
             subprocess.run(
-                [str(self.bindir / "psql"), self.url("postgres", password=False), "-c", f"CREATE DATABASE {db}"],
+                [
+                    str(self.bindir / "psql"),
+                    self.url("postgres", password=False),
+                    "-c",
+                    f"CREATE DATABASE {db}",
+                ],
                 check=True,
                 capture_output=True,
                 env={**os.environ, "PGPASSWORD": self.password},
@@ -122,7 +127,9 @@ class MlflowServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]  # fmt: skip
         self._out = open(log, "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait(self, timeout: float = 180) -> MlflowServer:
         def up() -> bool:
