@@ -196,7 +196,10 @@ def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None
             )
         else:
             scheduler = FIFOScheduler()
-        done_before = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+        trials = study.get_trials(deepcopy=False)
+        # a trial failed as stale and retried (heartbeat.py) is not a result: its retry is
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+        done_before = len([t for t in trials if t.state.is_finished() and t.number not in retried])
         num = sw.num_trials - done_before if sw.num_trials > 0 else -1
         if sw.num_trials > 0 and num <= 0:
             return status(sweep_dir)

@@ -319,7 +319,9 @@ def _describe(err: dict) -> str:
     if kind == "missing":
         return "required key is missing"
     msg = msg.removeprefix("Value error, ")
-    shown = "a mapping" if isinstance(got, dict) else repr(got)
+    from harness.credentials import redact
+
+    shown = "a mapping" if isinstance(got, dict) else repr(redact(got))  # never echo a password
     return f"{msg[0].lower() + msg[1:] if msg else msg} (got {shown})"
 
 

@@ -87,7 +87,8 @@ class Postgres:
             "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
         )  # fmt: skip
         pwfile.unlink()
-        opts = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} -c fsync=off"
+        opts = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root}"
+        opts += " -c fsync=off"  # a throwaway database
         self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "start")
         self.data = data
         for db in ("optuna", "mlflow"):
@@ -234,8 +235,8 @@ class RayCluster:
 
     def wait_for_nodes(self, n: int = 2, timeout: float = 120) -> None:
         code = (
-            "import ray; ray.init(address=%r, logging_level='ERROR');"
-            "print(sum(1 for x in ray.nodes() if x['Alive']))" % self.address
+            f"import ray; ray.init(address={self.address!r}, logging_level='ERROR');"
+            "print(sum(1 for x in ray.nodes() if x['Alive']))"
         )
 
         def up() -> bool:

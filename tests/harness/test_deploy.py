@@ -27,7 +27,9 @@ def _docs(name: str) -> dict[str, dict]:
 
 def _pods(cluster: dict) -> list[dict]:
     spec = cluster["spec"]
-    return [spec["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in spec["workerGroupSpecs"]]
+    return [spec["headGroupSpec"]["template"]["spec"]] + [
+        g["template"]["spec"] for g in spec["workerGroupSpecs"]
+    ]
 
 
 def _env(container: dict) -> dict[str, dict]:
