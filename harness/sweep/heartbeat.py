@@ -47,6 +47,7 @@ class Heartbeat:
                 except Exception:  # noqa: BLE001 - a database hiccup: the next beat retries
                     pass
             storage.remove_session()
+            storage.engine.dispose()  # a reused actor runs many trials: no pool left behind
 
         self._thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
         self._thread.start()
@@ -95,11 +96,14 @@ def superseded(storage_url: str | None, study_name: str, trial_id: int | None) -
     from optuna.trial import TrialState
 
     storage = open_storage(storage_url)
-    trial = storage.get_trial(trial_id)
-    if trial.state != TrialState.FAIL:
+    try:
+        trial = storage.get_trial(trial_id)
+        if trial.state != TrialState.FAIL:
+            return None
+        study_id = storage.get_study_id_from_name(study_name)
+        for t in storage.get_all_trials(study_id, deepcopy=False):
+            if trial.number in t.system_attrs.get("retry_history", []):
+                return t.number
         return None
-    study_id = storage.get_study_id_from_name(study_name)
-    for t in storage.get_all_trials(study_id, deepcopy=False):
-        if trial.number in t.system_attrs.get("retry_history", []):
-            return t.number
-    return None
+    finally:
+        storage.engine.dispose()

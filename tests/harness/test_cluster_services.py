@@ -216,7 +216,7 @@ def _read(p: Path) -> bytes:
         return b""
 
 
-def test_trial_whose_process_vanished_is_failed_and_retried_by_heartbeat(postgres, monkeypatch):
+def test_trial_whose_process_vanished_is_failed_and_retried_by_heartbeat(postgres, monkeypatch, tmp_path):
     """Two trials of a grid on PostgreSQL beat through `Heartbeat` (what every trial's process
     runs): one in a subprocess that is SIGKILLed, one in this process. After the grace period the
     searcher's next suggestion fails the killed one and hands out its retry (same point, seed
@@ -227,7 +227,8 @@ def test_trial_whose_process_vanished_is_failed_and_retried_by_heartbeat(postgre
     from harness.sweep.heartbeat import Heartbeat, superseded
     from harness.sweep.search import StudySearcher
     from harness.sweep.spec import SweepSpec
-    from harness.sweep.state import open_storage
+    from harness.sweep.state import open_storage, write_state
+    from harness.sweep.summary import status
 
     url = postgres.url("optuna", password=True)
     monkeypatch.setenv("RBENCH_OPTUNA_STORAGE", url)
@@ -281,3 +282,9 @@ def test_trial_whose_process_vanished_is_failed_and_retried_by_heartbeat(postgre
     assert retry.user_attrs["grid_index"] == trials[a["number"]].user_attrs["grid_index"]
     assert superseded(masked, name, a["optuna_trial_id"]) == retry.number
     assert superseded(masked, name, b["optuna_trial_id"]) is None
+    # `rbench sweep status` says why the old trial failed
+    sweep_dir = tmp_path / "sweeps" / "beat"
+    sweep_dir.mkdir(parents=True)
+    write_state(sweep_dir, {"sweep_id": name, "storage": masked, "num_trials": 6, "driver": {}})
+    row = next(r for r in status(sweep_dir)["trials"] if r["number"] == a["number"])
+    assert row["state"] == "failed" and f"retried as trial {retry.number}" in row["reason"]
