@@ -165,14 +165,16 @@ def _session_pids(sid: int) -> list[int]:
 
 
 def _kill_session(sid: int) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """SIGTERM the session's processes, SIGKILL what is left after a few seconds (throwaway
+    services: nothing to flush)."""
+    for sig, grace in ((signal.SIGTERM, 3), (signal.SIGKILL, 10)):
         pids = _session_pids(sid)
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.time() + 10
+        deadline = time.time() + grace
         while pids and time.time() < deadline:
             time.sleep(0.2)
             pids = _session_pids(sid)
