@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def cluster(postgres):
             ray.stop()
         if ml is not None:
             ml.stop()
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def _kill_driver_mid_sweep(cmd, env, sweep_dir: Path, log_path: Path) -> int:
