@@ -25,10 +25,11 @@ import yaml
 from harness.errors import UserError
 from harness.sweep import runs
 from harness.sweep.console import ConsoleReporter, quiet_ray
+from harness.sweep.heartbeat import take_over
 from harness.sweep.schedule import ASHA_STATE, FlopsStopper, SweepASHA
 from harness.sweep.search import TRIAL_KEY, StudySearcher
 from harness.sweep.spec import load_spec
-from harness.sweep.state import TUNE_NAME, open_storage, read_state, write_state
+from harness.sweep.state import TUNE_NAME, heartbeats, open_storage, read_state, write_state
 from harness.sweep.summary import status
 from harness.sweep.trial import (
     SweepContext,
@@ -123,9 +124,17 @@ def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None
         )
     directions = ["maximize" if o.mode == "max" else "minimize" for o in spec.objectives]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if state and state.get("storage") not in (None, sw.storage_url):
+        raise UserError(
+            f"--resume: sweep '{spec.name}' keeps its study in {state['storage']}, "
+            f"not {sw.storage_url} (check RBENCH_OPTUNA_STORAGE)"
+        )
+    storage = open_storage(sw.storage_url)
     study = optuna.create_study(
-        storage=open_storage(sw.storage_url), study_name=sweep_id, directions=directions, load_if_exists=True
+        storage=storage, study_name=sweep_id, directions=directions, load_if_exists=True
     )
+    if heartbeats(sw.storage_url):
+        take_over(study, storage)  # the trials still RUNNING are this driver's now
     study.set_user_attr("sweep_dir", str(sweep_dir))
     if parent:
         study.set_user_attr("mlflow_parent_run_id", parent)
@@ -155,6 +164,7 @@ def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None
         parent_run_id=parent,
         tracking_uri=uri,
         experiment=sw.base.tracking.experiment,
+        storage_url=sw.storage_url,
     )
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), res)
     tune_path = sweep_dir / TUNE_NAME
@@ -186,7 +196,10 @@ def _run(sw, state, *, resume: bool, address: str | None, callbacks: list | None
             )
         else:
             scheduler = FIFOScheduler()
-        done_before = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+        trials = study.get_trials(deepcopy=False)
+        # a trial failed as stale and retried (heartbeat.py) is not a result: its retry is
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+        done_before = len([t for t in trials if t.state.is_finished() and t.number not in retried])
         num = sw.num_trials - done_before if sw.num_trials > 0 else -1
         if sw.num_trials > 0 and num <= 0:
             return status(sweep_dir)

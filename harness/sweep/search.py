@@ -34,7 +34,8 @@ from harness.sweep.spec import (
     SweepSpec,
     plain_key,
 )
-from harness.sweep.state import open_storage
+from harness.sweep.heartbeat import fail_stale
+from harness.sweep.state import heartbeats, open_storage
 
 TRIAL_KEY = "_rbench"  # trial config entry holding the Optuna trial's number
 # Test-only fault injection: with this set to an Optuna trial number, the driver SIGKILLs itself
@@ -163,9 +164,15 @@ class StudySearcher(Searcher):
             number = self._adopt.pop(0)
             trial = optuna.trial.Trial(self.study, self._trial_id(number))
         else:
+            if heartbeats(self._storage_url):
+                # as Optuna's own optimize() does before ask(): a trial whose process vanished
+                # is failed, and its retry (queued by the storage's callback) is handed out now
+                fail_stale(self.study)
             if spec.sampler.type == "grid" and not self._enqueue_next_grid_point():
                 return self.FINISHED
-            trial = self.study.ask()
+            with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with optimize"
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trial = self.study.ask()
             fault_after_ask(trial.number)
         number, family, params, attrs = self._fill(trial)
         self._live[trial_id] = number
@@ -193,7 +200,9 @@ class StudySearcher(Searcher):
         if attrs.get("family") != family:
             attrs["family"] = family
             trial.set_user_attr("family", family)
-        if spec.sampler.type != "grid" and "replica_of" not in attrs:
+        # a stale trial's retry (harness/sweep/heartbeat.py): its replicas exist already
+        retry = "failed_trial" in self.storage.get_trial(trial._trial_id).system_attrs
+        if spec.sampler.type != "grid" and "replica_of" not in attrs and not retry:
             self._enqueue_replicas(trial.number, dict(trial.params), family)
         return trial.number, family, dict(trial.params), attrs
 

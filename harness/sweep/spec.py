@@ -242,6 +242,18 @@ class SweepSpec(_Strict):
     test_time: TestTimeSpec | None = None  # a test-time grid run on each finished trial's checkpoint
     runs_dir: str | None = None  # default: the base experiment's runs_dir
 
+    @field_validator("storage")
+    @classmethod
+    def _no_password(cls, url):
+        from harness.credentials import STORAGE_ENV, has_password
+
+        if url is not None and has_password(url):
+            raise ValueError(
+                "a password in the spec: leave it out (libpq reads PGPASSWORD), "
+                f"or give the whole URL in the environment variable {STORAGE_ENV}"
+            )
+        return url
+
     @field_validator("space")
     @classmethod
     def _no_seed_key(cls, space):
@@ -307,7 +319,9 @@ def _describe(err: dict) -> str:
     if kind == "missing":
         return "required key is missing"
     msg = msg.removeprefix("Value error, ")
-    shown = "a mapping" if isinstance(got, dict) else repr(got)
+    from harness.credentials import redact
+
+    shown = "a mapping" if isinstance(got, dict) else repr(redact(got))  # never echo a password
     return f"{msg[0].lower() + msg[1:] if msg else msg} (got {shown})"
 
 
@@ -336,7 +350,14 @@ class LoadedSweep:
 
     @property
     def storage_url(self) -> str:
-        return self.spec.storage or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
+        """The Optuna storage as it may be recorded (a password masked): the spec's `storage`, else
+        RBENCH_OPTUNA_STORAGE, else SQLite in the sweep folder (harness/credentials.py)."""
+        import os
+
+        from harness.credentials import STORAGE_ENV, mask
+
+        env = os.environ.get(STORAGE_ENV)
+        return self.spec.storage or (mask(env) if env else f"sqlite:///{self.sweep_dir / 'optuna.db'}")
 
     @property
     def num_trials(self) -> int:

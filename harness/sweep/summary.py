@@ -52,6 +52,8 @@ def status(sweep_dir: str | Path) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     driver = state.get("driver") or {}
     alive = driver.get("host") == socket.gethostname() and _pid_alive(int(driver.get("pid", -1)))
+    # trials failed as stale (their process vanished) and retried: old number -> the retry's
+    retried = {n: t.number for t in trials for n in t.system_attrs.get("retry_history", [])}
     rows = []
     for t in sorted(trials, key=lambda t: t.number):
         if t.state == TrialState.COMPLETE:
@@ -73,7 +75,12 @@ def status(sweep_dir: str | Path) -> dict[str, Any]:
                 "params": {plain_key(k): v for k, v in t.params.items() if k != "family"},
                 "values": list(t.values) if t.values else None,
                 "flops": t.user_attrs.get("flops"),
-                "reason": t.user_attrs.get("failure_reason"),
+                "reason": t.user_attrs.get("failure_reason")
+                or (
+                    f"its process vanished (no Optuna heartbeat): retried as trial {retried[t.number]}"
+                    if t.state == TrialState.FAIL and t.number in retried
+                    else None
+                ),
             }
         )
     counts = {

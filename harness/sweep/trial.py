@@ -44,6 +44,7 @@ class SweepContext:
     parent_run_id: str | None
     tracking_uri: str | None
     experiment: str
+    storage_url: str | None = None  # the Optuna storage, password masked (heartbeats)
 
 
 def trial_dir(sweep_dir: str | Path, number: int) -> Path:
@@ -62,7 +63,21 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     from harness.launch import JobSpec, run_job
     from harness.sweep.sizing import match_ratio
 
+    from harness.sweep.heartbeat import Heartbeat, superseded
+
     number = int(config[TRIAL_KEY]["number"])
+    optuna_id = config[TRIAL_KEY].get("optuna_trial_id")
+    retry = superseded(ctx.storage_url, ctx.sweep_id, optuna_id)
+    if retry is not None:  # failed as stale and retried: trial `retry` trains this point now
+        runs.close_stopped_run(
+            ctx.tracking_uri,
+            ctx.experiment,
+            ctx.sweep_id,
+            number,
+            status="FAILED",
+            reason=f"its process vanished (no Optuna heartbeat): retried as trial {retry}",
+        )
+        return
     family, seed, params = str(config["family"]), int(config["seed"]), dict(config["params"])
     spec = SweepSpec.model_validate(ctx.spec)
     cfg = trial_config(ctx.base_data, spec, family, params, seed, sweep_id=ctx.sweep_id, number=number)
@@ -88,9 +103,10 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
             number=number,
             family=family,
             tune_trial_id=tune.get_context().get_trial_id(),
-            optuna_trial_id=config[TRIAL_KEY].get("optuna_trial_id"),
+            optuna_trial_id=optuna_id,
             match_ratio=ratio,
         )
+    beat = Heartbeat(ctx.storage_url, optuna_id).__enter__()
     try:
         r = spec.resources
         loop_config = {
@@ -132,6 +148,8 @@ def run_trial(config: dict[str, Any], ctx: SweepContext) -> None:
     except BaseException:  # Tune retries the trial, or its callbacks close the run
         runs.abandon_trial_run(tracker)
         raise
+    finally:
+        beat.__exit__()
     runs.close_trial_run(tracker, outcome)
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.credentials import redact
 from harness.tracking import tags as T
 from harness.tracking.base import FINISHED, Outcome, Tracker, TrackingError
 from harness.tracking.store import (
@@ -84,7 +85,7 @@ class MlflowTracker(Tracker):
         }
         if self.parent_run_id:
             tags[T.PARENT_TAG] = self.parent_run_id
-        run = c.create_run(exp_id, run_name=self.cfg.tracking.run_name or self.cfg.name, tags=tags)
+        run = c.create_run(exp_id, run_name=self.cfg.tracking.run_name or self.cfg.name, tags=redact(tags))
         self.run_id = run.info.run_id
         self.log_params(flatten(self.cfg.to_dict()))
         self.log_artifacts({"config.yaml": self.cfg.to_dict(), "provenance.json": prov})
@@ -120,12 +121,14 @@ class MlflowTracker(Tracker):
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:VALUE_LIMIT]) for k, v in params.items()]
+        # a URL's password (e.g. tracking.uri = postgresql://user:PW@...) is masked
+        items = [Param(k, redact(str(v))[:VALUE_LIMIT]) for k, v in params.items()]
         for i in range(0, len(items), PARAM_BATCH):
             self._client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
 
     def log_artifacts(self, files: dict[str, Any]) -> None:
         for name, content in files.items():
+            content = redact(content)
             if isinstance(content, str):
                 self._client.log_text(self.run_id, content, name)
             else:
@@ -136,7 +139,7 @@ class MlflowTracker(Tracker):
 
     def set_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():
-            self._client.set_tag(self.run_id, k, str(v)[:VALUE_LIMIT])
+            self._client.set_tag(self.run_id, k, redact(str(v))[:VALUE_LIMIT])
 
     def finish(self, outcome) -> None:
         outcome = Outcome.of(outcome)
