@@ -73,6 +73,7 @@ def build_report(
         figs = [
             f
             for f in (
+                F.configurations_figure(ta, slug),
                 F.params_figure(ta, slug),
                 F.depth_figure(ta, slug),
                 F.compute_figure(ta, slug, "train_flops"),

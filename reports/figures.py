@@ -78,6 +78,42 @@ def _note(ax, text):
     ax.text(0.02, 0.02, text, transform=ax.transAxes, fontsize=8, color="#a33", va="bottom", wrap=True)
 
 
+def configurations_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
+    """The headline: every configuration's accuracy (mean, 95% interval, each seed), one row each,
+    grouped by family; the ladder's rungs (direct, outer loop, inner loop, parameters) named."""
+    plt = _plt()
+    cf = ta.configs
+    if cf.empty:
+        return None
+    col = family_colors(cf["family"])
+    rung = {r.index: r.stage for r in ta.ladder}
+    order = list(
+        cf.sort_values(["kind", "family", "num_parameters", "effective_depth"], ascending=False).index
+    )
+    fig, ax = plt.subplots(figsize=(7.6, 0.42 * len(order) + 1.3))
+    for y, i in enumerate(order):
+        r = cf.loc[i]
+        c = col[r["family"]]
+        ax.barh(y, 100 * r["accuracy"], color=c, alpha=0.35, height=0.7)
+        lo, hi = 100 * np.nan_to_num(r["low"]), 100 * np.nan_to_num(r["high"])
+        ax.plot([lo, hi], [y, y], color=c, lw=2)
+        seeds = [float(v) for v in str(r["per_seed"]).split(", ") if v]
+        ax.scatter(seeds, [y] * len(seeds), color=c, edgecolor="black", s=22, zorder=3)
+    labels = [cf.loc[i, "label"] + (f"  [{rung[i]}]" if i in rung else "") for i in order]
+    ax.set_yticks(range(len(order)), labels, fontsize=8)
+    ax.set_xlabel(f"exact accuracy, % ({ta.checkpoint_name} checkpoint)")
+    ax.set_xlim(0, 100)
+    ax.set_title("every configuration at equal training FLOPs")
+    ax.grid(axis="x", alpha=0.3)
+    cap = (
+        f"Each configuration, {ta.checkpoint_name} checkpoint: bar = mean over seeds, line = 95% "
+        "interval (seeds x puzzles bootstrap), dots = each seed. Brackets name the ladder's rungs: "
+        "direct (no recursion), outer loop (deep supervision added), inner loop (the best recursive "
+        "model), parameters (the best larger transformer)."
+    )
+    return _save(fig, f"{slug}-configurations", f"{ta.task}: every configuration", cap)
+
+
 def params_figure(ta: TaskAnalysis, slug: str) -> Figure | None:
     plt = _plt()
     cf = ta.configs

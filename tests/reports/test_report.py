@@ -56,7 +56,8 @@ def test_html_is_self_contained_with_every_figure_non_empty(report):
     page = files.html.read_text()
     assert not re.search(r"(src|href)=['\"]https?:", page)  # no network
     figs = _figures(page)
-    assert len(figs) == len(files.figures) == 5  # params, depth, 2 x FLOPs, curves
+    assert len(figs) == len(files.figures) == 6  # configurations, params, depth, 2 x FLOPs, curves
+    assert files.figures[0].name.endswith("-configurations.png")  # the headline comes first
     for png in figs:
         img = mpimg.imread(io.BytesIO(png))
         assert img.shape[0] > 200 and img[..., :3].std() > 0.05  # drawn, not blank
