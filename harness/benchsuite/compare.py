@@ -1,0 +1,183 @@
+"""`rbench bench compare BASELINE NEW`: one verdict per metric, improved / unchanged / regressed.
+
+A metric regresses only when BOTH hold: a test on the two sample sets says the difference is not
+noise, and the difference is at least the metric kind's minimum effect. Rules per kind:
+
+    time, throughput, ratio   two-sided Mann-Whitney U on the samples, p < alpha (default 0.01),
+                              and the ratio of medians beyond 1 + min effect (default 10%) in the
+                              worse direction (time and overhead ratios: lower is better;
+                              throughput and fraction-of-matmul: higher is better)
+    accuracy                  Welch 95% interval of the difference of means (one sample per seed)
+                              excludes 0, and the difference is at least min effect (default 0.02)
+    count                     exact: any change in a FLOP or parameter count (or row count) is a
+                              regression, until the baseline is refreshed on purpose
+
+A metric in BASELINE that NEW lacks is a regression (a benchmark that silently stopped running
+must not pass); one only in NEW is reported as new. Machines that differ (CPU model, cores,
+memory, GPU, torch threads) get a warning: timings across machines mean little.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.benchsuite.results import machine_differences, metrics_by_key
+
+MIN_EFFECT = {"time": 0.10, "throughput": 0.10, "ratio": 0.10, "accuracy": 0.02}
+ALPHA = 0.01
+ACCURACY_CONFIDENCE = 0.95
+
+
+@dataclass
+class Row:
+    key: str
+    kind: str
+    base: str
+    new: str
+    change: str
+    p: float | None
+    verdict: str  # improved | unchanged | regressed | new
+    note: str = ""
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _spread(m: dict) -> str:
+    s = m["summary"]
+    return _fmt(s["median"]) + (f" ±{s['stderr']:.2g}" if s["n"] > 1 else "") + f" (n={s['n']})"
+
+
+def min_p(n1: int, n2: int) -> float:
+    """The smallest two-sided p an exact Mann-Whitney U test can give with these sample sizes."""
+    return min(1.0, 2 / math.comb(n1 + n2, n1))
+
+
+def _relative(key: str, b: dict, n: dict, alpha: float, effect: float) -> Row:
+    from scipy.stats import mannwhitneyu
+
+    xb, xn = b["samples"], n["samples"]
+    mb, mn = b["summary"]["median"], n["summary"]["median"]
+    if len(set(xb) | set(xn)) == 1:
+        p = 1.0
+    else:
+        p = float(mannwhitneyu(xn, xb, alternative="two-sided").pvalue)
+    ratio = mn / mb if mb else math.inf
+    worse = ratio if n["better"] == "lower" else (1 / ratio if ratio else math.inf)
+    verdict, note = "unchanged", ""
+    big = worse >= 1 + effect or worse <= 1 / (1 + effect)
+    if p < alpha and big:
+        verdict = "regressed" if worse > 1 else "improved"
+    elif big:
+        note = f"not significant (p={p:.3g} >= {alpha:g})"
+        if min_p(len(xb), len(xn)) >= alpha:
+            note = f"too few samples to test (n={len(xb)}+{len(xn)}: p >= {min_p(len(xb), len(xn)):.3g})"
+    elif p < alpha:
+        note = f"significant but below the {effect:.0%} minimum effect"
+    return Row(key, n["kind"], _spread(b), _spread(n), f"x{ratio:.3f}", p, verdict, note)
+
+
+def welch_interval(b: dict, n: dict, confidence: float = ACCURACY_CONFIDENCE) -> tuple[float, float]:
+    """(difference of means new - baseline, half-width of its Welch interval)."""
+    from scipy.stats import t
+
+    sb, sn = b["summary"], n["summary"]
+    d = sn["mean"] - sb["mean"]
+    vb, vn = sb["stderr"] ** 2, sn["stderr"] ** 2
+    if vb + vn == 0:
+        return d, 0.0
+    terms = [v**2 / (k - 1) for v, k in ((vb, sb["n"]), (vn, sn["n"])) if k > 1 and v > 0]
+    df = (vb + vn) ** 2 / sum(terms) if terms else 1.0
+    return d, float(t.ppf(0.5 + confidence / 2, df)) * math.sqrt(vb + vn)
+
+
+def _accuracy(key: str, b: dict, n: dict, effect: float) -> Row:
+    d, half = welch_interval(b, n)
+    gain = d if n["better"] == "higher" else -d
+    spread = lambda m: f"{_fmt(m['summary']['mean'])} ±{m['summary']['stderr']:.2g} (n={m['summary']['n']})"
+    verdict, note = "unchanged", ""
+    outside = abs(d) > half
+    if outside and abs(d) >= effect:
+        verdict = "improved" if gain > 0 else "regressed"
+    elif abs(d) >= effect:
+        note = f"within the {ACCURACY_CONFIDENCE:.0%} interval (±{half:.3g})"
+    elif outside:
+        note = f"outside the interval but below the {effect:g} minimum effect"
+    return Row(key, n["kind"], spread(b), spread(n), f"{d:+.4f}", None, verdict, note)
+
+
+def _count(key: str, b: dict, n: dict) -> Row:
+    vb, vn = sorted(set(b["samples"])), sorted(set(n["samples"]))
+    show = lambda vs: ", ".join(f"{v:,.0f}" if float(v).is_integer() else _fmt(v) for v in vs)
+    same = vb == vn
+    change = "=" if same else (f"x{vn[0] / vb[0]:.4f}" if len(vb) == len(vn) == 1 and vb[0] else "changed")
+    note = "" if same else "counts compare exactly: refresh the baseline if the change is intended"
+    return Row(key, "count", show(vb), show(vn), change, None, "unchanged" if same else "regressed", note)
+
+
+def compare(base: dict, new: dict, alpha: float = ALPHA, min_effect: dict | None = None) -> list[Row]:
+    effects = {**MIN_EFFECT, **(min_effect or {})}
+    mb, mn = metrics_by_key(base), metrics_by_key(new)
+    rows = []
+    for key, b in mb.items():
+        n = mn.get(key)
+        if n is None:
+            rows.append(Row(key, b["kind"], _spread(b), "-", "", None, "regressed", "absent from NEW"))
+        elif b["kind"] != n["kind"] or b["better"] != n["better"]:
+            rows.append(
+                Row(key, n["kind"], _spread(b), _spread(n), "", None, "regressed",
+                    f"kind changed ({b['kind']}/{b['better']} -> {n['kind']}/{n['better']})")
+            )  # fmt: skip
+        elif n["kind"] == "count":
+            rows.append(_count(key, b, n))
+        elif n["kind"] == "accuracy":
+            rows.append(_accuracy(key, b, n, effects["accuracy"]))
+        else:
+            rows.append(_relative(key, b, n, alpha, effects[n["kind"]]))
+    for key, n in mn.items():
+        if key not in mb:
+            rows.append(Row(key, n["kind"], "-", _spread(n), "", None, "new", "not in BASELINE"))
+    return rows
+
+
+def header(base: dict, new: dict) -> list[str]:
+    lines = [
+        f"baseline: {base['suite']} @ {base['git']['commit'][:10]}{' (dirty)' if base['git']['dirty'] else ''}"
+        f" {base['created']}",
+        f"new:      {new['suite']} @ {new['git']['commit'][:10]}{' (dirty)' if new['git']['dirty'] else ''}"
+        f" {new['created']}",
+    ]
+    if base["suite"] != new["suite"]:
+        lines.append(f"warning: different suites ({base['suite']} vs {new['suite']})")
+    diff = machine_differences(base["machine"], new["machine"])
+    if diff:
+        lines.append("warning: the machines differ, timings are not comparable: " + "; ".join(diff))
+    return lines
+
+
+COLUMNS = ("metric", "kind", "baseline", "new", "change", "p", "verdict", "note")
+
+
+def _cells(r: Row) -> tuple[str, ...]:
+    return (r.key, r.kind, r.base, r.new, r.change, "" if r.p is None else f"{r.p:.3g}", r.verdict.upper()
+            if r.verdict == "regressed" else r.verdict, r.note)  # fmt: skip
+
+
+def table(rows: list[Row]) -> str:
+    cells = [COLUMNS, *(_cells(r) for r in rows)]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(COLUMNS))).rstrip() for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown(rows: list[Row], head: list[str]) -> str:
+    out = ["# rbench bench compare", "", *(f"- {h}" for h in head), ""]
+    out.append("| " + " | ".join(COLUMNS) + " |")
+    out.append("|" + "---|" * len(COLUMNS))
+    out += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |" for r in rows]
+    counts = {v: sum(r.verdict == v for r in rows) for v in ("regressed", "improved", "unchanged", "new")}
+    out += ["", ", ".join(f"{n} {v}" for v, n in counts.items())]
+    return "\n".join(out) + "\n"
