@@ -73,6 +73,7 @@ def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int
         "train_flops_per_step": flops,
         "step_s": step_s,
         "flops_per_s": flops / step_s,
+        "step_times": times,
     }
 
 
@@ -111,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    result = measure({name: MODELS[name] for name in args.models}, args.batch, args.steps, args.warmup, args.matmul)
+    result = measure(
+        {name: MODELS[name] for name in args.models}, args.batch, args.steps, args.warmup, args.matmul
+    )
     peak, (peak_before, peak_after), rows = (
         result["matmul_flops_per_s"],
         result["matmul_flops_per_s_before_after"],

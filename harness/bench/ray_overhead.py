@@ -179,7 +179,9 @@ def measure(
     n = max(2, trials)
     settings = {"train-job": (1, False), "serial": (1, True), "parallel": (2, True)}
     return [
-        run_one(runs_dir, f"bench-{mode}", settings[mode][0], steps, list(overrides or []), settings[mode][1], n)
+        run_one(
+            runs_dir, f"bench-{mode}", settings[mode][0], steps, list(overrides or []), settings[mode][1], n
+        )
         for mode in modes
     ]
 

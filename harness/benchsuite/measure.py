@@ -66,14 +66,21 @@ class Matmul:
     def run(p: Params, repeats: int, work: Path) -> list[dict]:
         from harness.bench.models_throughput import matmul_flops_per_s
 
-        return [metric("flops_per_s", "throughput", "FLOP/s", [matmul_flops_per_s(p.n, p.inner) for _ in range(repeats)])]
+        return [
+            metric(
+                "flops_per_s",
+                "throughput",
+                "FLOP/s",
+                [matmul_flops_per_s(p.n, p.inner) for _ in range(repeats)],
+            )
+        ]
 
 
 class TrainStep:
     class Params(_Params):
         model: dict[str, Any]
         batch_size: PositiveInt = 4
-        steps: PositiveInt = 3  # timed steps per sample (their mean is the sample)
+        steps: PositiveInt = 3  # timed steps per sample: the fastest is the sample (as matmul's best-of)
         warmup: int = Field(1, ge=0)
         matmul_n: PositiveInt = 512
 
@@ -89,18 +96,23 @@ class TrainStep:
         for _ in range(repeats):
             peaks.append(matmul_flops_per_s(p.matmul_n, 3))
             rows.append(time_training_steps(cfg, p.batch_size, p.steps, p.warmup))
+        # best of the timed steps: other work on the machine only ever adds time
+        best = [min(r["step_times"]) for r in rows]
+        rates = [r["train_flops_per_step"] / t for r, t in zip(rows, best)]
         return [
-            metric("step_s", "time", "s", [r["step_s"] for r in rows]),
-            metric("flops_per_s", "throughput", "FLOP/s", [r["flops_per_s"] for r in rows]),
+            metric("step_s", "time", "s", best),
+            metric("flops_per_s", "throughput", "FLOP/s", rates),
             metric(
                 "fraction_of_matmul",
                 "ratio",
                 "1",
-                [r["flops_per_s"] / peak for r, peak in zip(rows, peaks)],
+                [x / peak for x, peak in zip(rates, peaks)],
                 better="higher",
             ),
             metric("parameters", "count", "1", sorted({r["parameters"] for r in rows})),
-            metric("train_flops_per_step", "count", "FLOP", sorted({r["train_flops_per_step"] for r in rows})),
+            metric(
+                "train_flops_per_step", "count", "FLOP", sorted({r["train_flops_per_step"] for r in rows})
+            ),
         ]
 
 
@@ -194,7 +206,11 @@ class TrainAccuracy:
             walls.append(time.perf_counter() - t0)
         out = [metric(headline, "accuracy", "fraction", [r.metrics[headline] for r in results])]
         if headline != "token_accuracy" and "token_accuracy" in results[0].metrics:
-            out.append(metric("token_accuracy", "accuracy", "fraction", [r.metrics["token_accuracy"] for r in results]))
+            out.append(
+                metric(
+                    "token_accuracy", "accuracy", "fraction", [r.metrics["token_accuracy"] for r in results]
+                )
+            )
         out += [
             metric("train_s", "time", "s", walls),
             metric("parameters", "count", "1", sorted({r.num_parameters for r in results})),

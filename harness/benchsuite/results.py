@@ -24,7 +24,9 @@ from harness.errors import UserError
 from harness.provenance import git_info, package_versions
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "schema" / f"results-v{SCHEMA_VERSION}.json"
+SCHEMA_PATH = (
+    Path(__file__).resolve().parents[2] / "benchmarks" / "schema" / f"results-v{SCHEMA_VERSION}.json"
+)
 
 # metric kind -> which direction is better (count: only equality is good)
 BETTER = {"time": "lower", "throughput": "higher", "ratio": "lower", "accuracy": "higher", "count": "equal"}

@@ -22,14 +22,22 @@ def run_suite(suite: str, out: str | Path, only: list[str] | None = None, log=No
         names = {b.name for b, _, _ in s.benchmarks}
         unknown = [n for n in only if n not in names]
         if unknown:
-            raise ConfigError("--only", f"no benchmark {unknown[0]!r} in {s.path}: expected one of {sorted(names)}")
+            raise ConfigError(
+                "--only", f"no benchmark {unknown[0]!r} in {s.path}: expected one of {sorted(names)}"
+            )
         chosen = [t for t in s.benchmarks if t[0].name in only]
         s.benchmarks = chosen
+    import torch
+
+    if s.spec.threads:
+        torch.set_num_threads(s.spec.threads)
     machine = results.machine()  # before any work: the load average at start
     t_suite = time.perf_counter()
     done = []
     for i, (b, params, repeats) in enumerate(chosen, 1):
         log(f"[{i}/{len(chosen)}] {b.name} ({b.kind}, {repeats} repeats) ...")
+        if s.spec.threads:  # a benchmark may have changed them (an experiment's engine.threads)
+            torch.set_num_threads(s.spec.threads)
         t0 = time.perf_counter()
         metrics = run_benchmark(b.kind, params, repeats)
         wall = time.perf_counter() - t0
@@ -43,7 +51,8 @@ def run_suite(suite: str, out: str | Path, only: list[str] | None = None, log=No
             }
         )
         shown = ", ".join(
-            f"{m['name']} {m['summary']['median']:.4g}" + (f" ±{m['summary']['stderr']:.2g}" if m["summary"]["n"] > 1 else "")
+            f"{m['name']} {m['summary']['median']:.4g}"
+            + (f" ±{m['summary']['stderr']:.2g}" if m["summary"]["n"] > 1 else "")
             for m in metrics
         )
         log(f"    {wall:.1f} s: {shown}")

@@ -2,6 +2,7 @@
 
     description: what the suite is for
     repeats: 5                      # samples per benchmark unless a benchmark says otherwise
+    threads: 1                      # optional: torch threads for every benchmark (less noise)
     benchmarks:
       - name: train-step/trm        # unique; metrics are addressed as <name>/<metric>
         kind: train_step            # one of harness.benchsuite.measure.KINDS
@@ -39,6 +40,8 @@ class BenchmarkSpec(_Strict):
 class SuiteSpec(_Strict):
     description: str = ""
     repeats: PositiveInt = 5
+    threads: PositiveInt | None = None  # torch intra-op threads, set before every benchmark
+    definitions: dict[str, Any] = Field(default_factory=dict)  # YAML anchors to reuse; not read
     benchmarks: list[BenchmarkSpec] = Field(min_length=1)
 
 
@@ -54,6 +57,7 @@ class Suite:
             "file": str(self.path),
             "description": self.spec.description,
             "repeats": self.spec.repeats,
+            "threads": self.spec.threads,
             "benchmarks": [
                 {"name": b.name, "kind": b.kind, "repeats": n, "params": p.model_dump(mode="json")}
                 for b, p, n in self.benchmarks
@@ -95,7 +99,9 @@ def load_suite(name_or_path: str) -> Suite:
             raise ConfigError(f"{key}.name", f"duplicate benchmark name {b.name!r}", source=source)
         seen.add(b.name)
         if b.kind not in KINDS:
-            raise ConfigError(f"{key}.kind", f"expected one of {', '.join(sorted(KINDS))}, got {b.kind!r}", source)
+            raise ConfigError(
+                f"{key}.kind", f"expected one of {', '.join(sorted(KINDS))}, got {b.kind!r}", source
+            )
         params_model = KINDS[b.kind].Params
         try:
             params = params_model.model_validate(b.params)
