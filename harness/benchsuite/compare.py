@@ -142,13 +142,13 @@ def compare(base: dict, new: dict, alpha: float = ALPHA, min_effect: dict | None
     return rows
 
 
+def _ident(doc: dict) -> str:
+    dirty = " (dirty)" if doc["git"]["dirty"] else ""
+    return f"{doc['suite']} @ {doc['git']['commit'][:10]}{dirty} {doc['created']}"
+
+
 def header(base: dict, new: dict) -> list[str]:
-    lines = [
-        f"baseline: {base['suite']} @ {base['git']['commit'][:10]}{' (dirty)' if base['git']['dirty'] else ''}"
-        f" {base['created']}",
-        f"new:      {new['suite']} @ {new['git']['commit'][:10]}{' (dirty)' if new['git']['dirty'] else ''}"
-        f" {new['created']}",
-    ]
+    lines = [f"baseline: {_ident(base)}", f"new:      {_ident(new)}"]
     if base["suite"] != new["suite"]:
         lines.append(f"warning: different suites ({base['suite']} vs {new['suite']})")
     diff = machine_differences(base["machine"], new["machine"])

@@ -112,7 +112,8 @@ def load_suite(name_or_path: str) -> Suite:
             try:
                 check()
             except ConfigError as e:
-                raise ConfigError(f"{key}.params.{e.key}" if e.key else f"{key}.params", e.expected, source)
+                where = f"{key}.params.{e.key}" if e.key else f"{key}.params"
+                raise ConfigError(where, e.expected, source) from None
         resolved.append((b, params, b.repeats or spec.repeats))
     return Suite(path.stem, path, spec, resolved)
 

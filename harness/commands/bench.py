@@ -77,7 +77,8 @@ def _min_effects(items: list[str]) -> dict[str, float]:
             x = -1.0
         if not sep or kind not in MIN_EFFECT or x < 0:
             raise UserError(
-                f"--min-effect: expected KIND=X with KIND one of {', '.join(MIN_EFFECT)} and X >= 0, got {item!r}"
+                f"--min-effect: expected KIND=X with KIND one of {', '.join(MIN_EFFECT)} "
+                f"and X >= 0, got {item!r}"
             )
         out[kind] = x
     return out
