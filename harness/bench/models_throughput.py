@@ -55,9 +55,9 @@ def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int
     }
     model.train()
     carry = model.initial_carry(batch)
-    times = []
+    times, cpu_times = [], []
     for step in range(warmup + steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         carry, loss, _, _ = model(carry, batch, generator=torch.Generator().manual_seed(step))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -65,6 +65,7 @@ def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int
         model.puzzle_emb_step(1e-2, 0.1)
         if step >= warmup:
             times.append(time.perf_counter() - t)
+            cpu_times.append(time.thread_time() - c)  # this thread only: all of it with 1 torch thread
     step_s = sum(times) / len(times)
     flops = model.flops_per_example("train") * batch_size
     return {
@@ -74,6 +75,7 @@ def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int
         "step_s": step_s,
         "flops_per_s": flops / step_s,
         "step_times": times,
+        "step_cpu_times": cpu_times,
     }
 
 

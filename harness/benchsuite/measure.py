@@ -89,6 +89,8 @@ class TrainStep:
 
     @staticmethod
     def run(p: Params, repeats: int, work: Path) -> list[dict]:
+        import torch
+
         from harness.bench.models_throughput import matmul_flops_per_s, time_training_steps
 
         cfg = _model_config(p.model)
@@ -99,8 +101,10 @@ class TrainStep:
         # best of the timed steps: other work on the machine only ever adds time
         best = [min(r["step_times"]) for r in rows]
         rates = [r["train_flops_per_step"] / t for r, t in zip(rows, best)]
-        return [
-            metric("step_s", "time", "s", best),
+        out = [metric("step_s", "time", "s", best)]
+        if torch.get_num_threads() == 1:  # the step runs on this thread: its CPU time is all of it
+            out.append(metric("step_cpu_s", "time", "s", [min(r["step_cpu_times"]) for r in rows]))
+        return out + [
             metric("flops_per_s", "throughput", "FLOP/s", rates),
             metric(
                 "fraction_of_matmul",
