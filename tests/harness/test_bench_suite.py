@@ -146,3 +146,18 @@ def test_smoke_suite_writes_results_that_validate(tmp_path):
                 assert m["summary"]["n"] == expected, (b.name, m["name"])
     assert doc["machine"]["cpus"] >= 1 and doc["packages"]["torch"]
     assert wall < 180, f"the smoke suite took {wall:.0f} s (limit: 3 minutes)"
+
+
+def test_only_runs_the_named_benchmarks(tmp_path, capsys):
+    out = tmp_path / "counts.json"
+    names = ["counts/trm-sudoku-4x4", "counts/hrm-sudoku-4x4"]
+    assert main(["bench", "run", "--suite", "smoke", "--only", *names, "--out", str(out)]) == 0
+    doc = results.read(out)
+    assert [b["name"] for b in doc["benchmarks"]] == names
+    assert [b["name"] for b in doc["config"]["benchmarks"]] == names
+    m = results.metrics_by_key(doc)["counts/trm-sudoku-4x4/parameters"]
+    assert m["kind"] == "count" and m["better"] == "equal" and m["samples"][0] > 0
+    assert (
+        main(["bench", "run", "--suite", "smoke", "--only", "nope", "--out", str(tmp_path / "x.json")]) == 2
+    )
+    assert "--only: no benchmark 'nope'" in capsys.readouterr().err
