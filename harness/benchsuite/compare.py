@@ -14,7 +14,9 @@ noise, and the difference is at least the metric kind's minimum effect. Rules pe
 
 A metric in BASELINE that NEW lacks is a regression (a benchmark that silently stopped running
 must not pass); one only in NEW is reported as new. Machines that differ (CPU model, cores,
-memory, GPU, torch threads) get a warning: timings across machines mean little.
+memory, GPU, torch threads) get a warning: timings across machines mean little; so does a run on
+a busy machine (load average above its cores), whose timings drift between runs by more than the
+samples within one run show.
 """
 
 from __future__ import annotations
@@ -154,6 +156,14 @@ def header(base: dict, new: dict) -> list[str]:
     diff = machine_differences(base["machine"], new["machine"])
     if diff:
         lines.append("warning: the machines differ, timings are not comparable: " + "; ".join(diff))
+    for label, doc in (("baseline", base), ("new", new)):
+        m = doc["machine"]
+        load = max(m.get("load_average_start", 0.0), m.get("load_average_end", 0.0))
+        if load > m["cpus"]:
+            lines.append(
+                f"warning: the {label} ran on a busy machine (load average {load:.1f} on {m['cpus']} "
+                "cores): other work slows its timings, often by more than the minimum effect"
+            )
     return lines
 
 
