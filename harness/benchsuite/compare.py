@@ -161,7 +161,7 @@ def header(base: dict, new: dict) -> list[str]:
         load = max(m.get("load_average_start", 0.0), m.get("load_average_end", 0.0))
         if load > m["cpus"]:
             lines.append(
-                f"warning: the {label} ran on a busy machine (load average {load:.1f} on {m['cpus']} "
+                f"warning: the {label} run was on a busy machine (load average {load:.1f} on {m['cpus']} "
                 "cores): other work slows its timings, often by more than the minimum effect"
             )
     return lines

@@ -157,7 +157,7 @@ def test_cli_exit_codes_table_and_machine_warning(runs, tmp_path, capsys):
     assert "REGRESSED" in out.out
     assert "warning: the machines differ" in out.err and "Some Other CPU" in out.err
     # both recorded runs had load average ~6 on 2 cores
-    assert "the baseline ran on a busy machine (load average 6.5 on 2 cores)" in out.err
+    assert "the baseline run was on a busy machine (load average 6.5 on 2 cores)" in out.err
     assert "| train-step/trm/step_s | time |" in report.read_text()
     # a larger minimum effect lets a 20% slowdown through
     code = main(
