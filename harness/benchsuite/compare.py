@@ -12,6 +12,10 @@ noise, and the difference is at least the metric kind's minimum effect. Rules pe
     count                     exact: any change in a FLOP or parameter count (or row count) is a
                               regression, until the baseline is refreshed on purpose
 
+BASELINE may be several results files of good runs (a folder): timing samples are pooled and the
+minimum effect counts from the worst (or, for an improvement, the best) of the runs' medians, so
+drift between good runs is not flagged; accuracies and counts come from the latest run.
+
 A metric in BASELINE that NEW lacks is a regression (a benchmark that silently stopped running
 must not pass); one only in NEW is reported as new. Machines that differ (CPU model, cores,
 memory, GPU, torch threads) get a warning: timings across machines mean little; so does a run on
@@ -24,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.benchsuite.results import machine_differences, metrics_by_key
+from harness.benchsuite.results import machine_differences, metrics_by_key, summarize
 
 MIN_EFFECT = {"time": 0.10, "throughput": 0.10, "ratio": 0.10, "accuracy": 0.02}
 ALPHA = 0.01
@@ -57,6 +61,13 @@ def min_p(n1: int, n2: int) -> float:
     return min(1.0, 2 / math.comb(n1 + n2, n1))
 
 
+def _worse(new: float, ref: float, lower: bool) -> float:
+    """How many times worse `new` is than `ref` (> 1: worse, < 1: better)."""
+    if lower:
+        return new / ref if ref else math.inf
+    return ref / new if new else math.inf
+
+
 def _relative(key: str, b: dict, n: dict, alpha: float, effect: float) -> Row:
     from scipy.stats import mannwhitneyu
 
@@ -66,18 +77,25 @@ def _relative(key: str, b: dict, n: dict, alpha: float, effect: float) -> Row:
         p = 1.0
     else:
         p = float(mannwhitneyu(xn, xb, alternative="two-sided").pvalue)
-    ratio = mn / mb if mb else math.inf
-    worse = ratio if n["better"] == "lower" else (1 / ratio if ratio else math.inf)
+    # several baseline runs: the minimum effect counts from the worst of their medians (for a
+    # regression) or the best (for an improvement), so drift between good runs is tolerated
+    meds = b.get("run_medians") or [mb]
+    lower = n["better"] == "lower"
+    worst, best = (max(meds), min(meds)) if lower else (min(meds), max(meds))
+    regress = _worse(mn, worst, lower) >= 1 + effect
+    improve = _worse(mn, best, lower) <= 1 / (1 + effect)
     verdict, note = "unchanged", ""
-    big = worse >= 1 + effect or worse <= 1 / (1 + effect)
-    if p < alpha and big:
-        verdict = "regressed" if worse > 1 else "improved"
-    elif big:
+    if p < alpha and (regress or improve):
+        verdict = "regressed" if regress else "improved"
+    elif regress or improve:
         note = f"not significant (p={p:.3g} >= {alpha:g})"
         if min_p(len(xb), len(xn)) >= alpha:
             note = f"too few samples to test (n={len(xb)}+{len(xn)}: p >= {min_p(len(xb), len(xn)):.3g})"
     elif p < alpha:
         note = f"significant but below the {effect:.0%} minimum effect"
+        if len(meds) > 1:
+            note += f" beyond the {len(meds)} baseline runs (medians x{max(meds) / min(meds):.3f} apart)"
+    ratio = mn / mb if mb else math.inf
     return Row(key, n["kind"], _spread(b), _spread(n), f"x{ratio:.3f}", p, verdict, note)
 
 
@@ -119,9 +137,31 @@ def _count(key: str, b: dict, n: dict) -> Row:
     return Row(key, "count", show(vb), show(vn), change, None, "unchanged" if same else "regressed", note)
 
 
-def compare(base: dict, new: dict, alpha: float = ALPHA, min_effect: dict | None = None) -> list[Row]:
+RELATIVE = ("time", "throughput", "ratio")
+
+
+def pooled(bases: list[dict]) -> dict[str, dict]:
+    """The baseline's metrics from one or more results files of good runs: the latest run's
+    entries; for timings, every run's samples pooled and each run's median kept (run_medians)."""
+    bases = sorted(bases, key=lambda d: d["created"])
+    out = {}
+    for key, m in metrics_by_key(bases[-1]).items():
+        if m["kind"] in RELATIVE and len(bases) > 1:
+            runs = [metrics_by_key(d).get(key) for d in bases]
+            runs = [r for r in runs if r is not None and (r["kind"], r["better"]) == (m["kind"], m["better"])]
+            samples = [x for r in runs for x in r["samples"]]
+            m = {**m, "samples": samples, "summary": summarize(samples)}
+            m["run_medians"] = [r["summary"]["median"] for r in runs]
+        out[key] = m
+    return out
+
+
+def compare(
+    base: dict | list[dict], new: dict, alpha: float = ALPHA, min_effect: dict | None = None
+) -> list[Row]:
+    """Rows of verdicts. `base`: one results document, or several of good runs (pooled)."""
     effects = {**MIN_EFFECT, **(min_effect or {})}
-    mb, mn = metrics_by_key(base), metrics_by_key(new)
+    mb, mn = pooled(base if isinstance(base, list) else [base]), metrics_by_key(new)
     rows = []
     for key, b in mb.items():
         n = mn.get(key)
@@ -149,8 +189,12 @@ def _ident(doc: dict) -> str:
     return f"{doc['suite']} @ {doc['git']['commit'][:10]}{dirty} {doc['created']}"
 
 
-def header(base: dict, new: dict) -> list[str]:
+def header(base: dict | list[dict], new: dict) -> list[str]:
+    bases = sorted(base if isinstance(base, list) else [base], key=lambda d: d["created"])
+    base = bases[-1]  # machine and load checks: against the latest baseline run
     lines = [f"baseline: {_ident(base)}", f"new:      {_ident(new)}"]
+    if len(bases) > 1:
+        lines[0] += f" (latest of {len(bases)} runs pooled, from {bases[0]['created']})"
     if base["suite"] != new["suite"]:
         lines.append(f"warning: different suites ({base['suite']} vs {new['suite']})")
     diff = machine_differences(base["machine"], new["machine"])

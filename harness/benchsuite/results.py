@@ -193,6 +193,21 @@ def read(path: str | Path) -> dict:
     return validate(doc, str(path))
 
 
+def read_baseline(path: str | Path) -> list[dict]:
+    """One results file, or every *.json in a folder (several good runs of one suite)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [read(path)]
+    files = sorted(path.glob("*.json"))
+    if not files:
+        raise UserError(f"{path}: no *.json results files in this folder")
+    docs = [read(f) for f in files]
+    suites = sorted({d["suite"] for d in docs})
+    if len(suites) > 1:
+        raise UserError(f"{path}: results of several suites ({', '.join(suites)}): expected one suite's runs")
+    return docs
+
+
 def metrics_by_key(doc: dict) -> dict[str, dict]:
     """{"benchmark/metric": metric entry} of one results document."""
     return {f"{b['name']}/{m['name']}": m for b in doc["benchmarks"] for m in b["metrics"]}

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Compare two results files metric by metric (a test on the samples plus a "
         "minimum effect per metric kind; counts exactly). Exit 1 if any metric regressed.",
     )
-    c.add_argument("baseline", type=Path)
+    c.add_argument(
+        "baseline", type=Path, help="results JSON, or a folder of several good runs' results (pooled)"
+    )
     c.add_argument("new", type=Path)
     c.add_argument("--alpha", type=float, default=None, help="significance level of the Mann-Whitney test")
     c.add_argument(
@@ -92,7 +94,7 @@ def compare_main(args: argparse.Namespace) -> int:
     if not 0 < alpha < 1:
         raise UserError(f"--alpha: expected a number between 0 and 1, got {alpha}")
     effects = _min_effects(args.min_effect)
-    base, new = results.read(args.baseline), results.read(args.new)
+    base, new = results.read_baseline(args.baseline), results.read(args.new)
     rows = compare(base, new, alpha, effects)
     head = header(base, new)
     for line in head:

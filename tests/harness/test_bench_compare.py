@@ -1,8 +1,10 @@
 """`rbench bench compare` on recorded sample sets, the results file's validation, and history.
 
 tests/harness/bench_samples/smoke-{a,b}.json are two real `rbench bench run --suite smoke` runs of
-the same code, one after the other on the 2-core development VM (not timed inside the tests).
-The planted regressions transform a copy of run b.
+the same code, one after the other on the shared 2-core development VM (load average ~6), and
+smoke-c.json a third, half an hour later (load average 3; also committed as
+benchmarks/baselines/smoke.json). Nothing is timed inside the tests. The planted regressions
+transform a copy of run b.
 """
 
 from __future__ import annotations
@@ -124,6 +126,35 @@ def test_missing_metric_regresses_new_metric_does_not(runs):
     v = verdicts(cmp.compare(a, fewer))
     assert v["matmul-384/flops_per_s"] == "regressed"
     assert verdicts(cmp.compare(fewer, a))["matmul-384/flops_per_s"] == "new"
+
+
+def test_several_baseline_runs_absorb_drift_between_good_runs(runs):
+    a, b = runs
+    c = results.read(SAMPLES / "smoke-c.json")
+    # one baseline run on a quieter machine: the busier run b is flagged, on timings only
+    alone = [r for r in cmp.compare(c, b) if r.verdict == "regressed"]
+    assert alone and all(r.kind in TIMINGS for r in alone)
+    # two good runs, a (busy) and c (quiet): the spread of their medians is tolerated ...
+    assert [r.key for r in cmp.compare([a, c], b) if r.verdict == "regressed"] == []
+    # ... and a 20% slowdown on top of the busier run is still caught
+    v = verdicts(cmp.compare([c, a], slowdown(b)))
+    assert [k for k in MUST_CATCH if v[k] != "regressed"] == []
+    pooled = cmp.pooled([a, c])["train-step/trm/step_s"]
+    assert pooled["summary"]["n"] == 12 and len(pooled["run_medians"]) == 2
+
+
+def test_baseline_folder_on_the_command_line(tmp_path, capsys):
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for name in ("smoke-a.json", "smoke-c.json"):
+        (folder / name).write_text((SAMPLES / name).read_text())
+    assert main(["bench", "compare", str(folder), str(SAMPLES / "smoke-b.json")]) == 0
+    assert "latest of 2 runs pooled" in capsys.readouterr().out
+    other = json.loads((SAMPLES / "smoke-b.json").read_text())
+    other["suite"] = "nightly"
+    (folder / "other.json").write_text(json.dumps(other))
+    assert main(["bench", "compare", str(folder), str(SAMPLES / "smoke-b.json")]) == 2
+    assert "results of several suites" in capsys.readouterr().err
 
 
 def test_too_few_samples_cannot_be_significant():
