@@ -2,8 +2,8 @@
 
 tests/harness/bench_samples/smoke-{a,b}.json are two real `rbench bench run --suite smoke` runs of
 the same code, one after the other on the shared 2-core development VM (load average ~6), and
-smoke-c.json a third, half an hour later (load average 3). Nothing is timed inside the tests. The planted regressions
-transform a copy of run b.
+smoke-c.json a third, half an hour later (load average 3). Nothing is timed inside the tests.
+The planted regressions transform a copy of run b.
 """
 
 from __future__ import annotations
