@@ -14,7 +14,7 @@ import sys
 from harness.errors import UserError
 
 # Modules under harness/commands that contribute sub-commands, in help order.
-COMMAND_MODULES = ("run", "eval", "model", "data", "sweep", "report", "demo", "ui")
+COMMAND_MODULES = ("run", "eval", "model", "data", "sweep", "report", "bench", "demo", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:

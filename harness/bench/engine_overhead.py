@@ -108,17 +108,10 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default=str(DEFAULT_CONFIG))
-    ap.add_argument("--seconds", type=float, default=60.0, help="target length of one bare run")
-    ap.add_argument("--repeats", type=int, default=2, help="harness runs (bare runs: one more)")
-    ap.add_argument("--bare", metavar="CONFIG", help=argparse.SUPPRESS)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
-    if args.bare:
-        return _bare_main(args.bare)
-
+def measure(config: str | Path, seconds: float, repeats: int, overrides: list[str] | None = None) -> dict:
+    """Bare and harness runs alternated (bare, harness, bare, ...) on `config` calibrated so one
+    bare run lasts about `seconds`. -> {"steps", "bare": [(wall, cpu)], "harness": [(wall, cpu)],
+    "pairs": each harness wall / the mean of the bare walls either side, "cfg", "parameters"}."""
     import yaml
 
     from benchmarks import build
@@ -126,12 +119,13 @@ def main() -> None:
     from harness.config import load_experiment
     from harness.device import resolve_runtime
 
+    overrides = list(overrides or [])
     py = sys.executable
     rbench = [py, "-m", "harness.cli"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     with tempfile.TemporaryDirectory(prefix="rbench-bench-") as tmp:
         tmp = Path(tmp)
-        cfg = load_experiment(args.config, [*args.overrides, f"runs_dir={tmp}"])
+        cfg = load_experiment(config, [*overrides, f"runs_dir={tmp}"])
         resolve_runtime(cfg.engine)
         data = build(resolve(cfg.task), tmp / "data")
 
@@ -152,7 +146,7 @@ def main() -> None:
         t_short, _ = bare_loop(cfg, data, 10)
         t_long, _ = bare_loop(cfg, data, 40)
         per_step = max((t_long - t_short) / 30, 1e-4)
-        steps = max(20, int((args.seconds - max(t_short - 10 * per_step, 0.0)) / per_step))
+        steps = max(20, int((seconds - max(t_short - 10 * per_step, 0.0)) / per_step))
         config = write(steps)
 
         # Untimed warm-up: dataset cache, DeepSpeed's shm op, MLflow's database.
@@ -160,7 +154,7 @@ def main() -> None:
 
         bare, harness = [], []
         bare_cmd = [py, "-m", "harness.bench.engine_overhead", "--bare", str(config)]
-        for i in range(args.repeats):
+        for i in range(repeats):
             bare.append(_timed(bare_cmd, env))
             harness.append(
                 _timed(
@@ -170,14 +164,39 @@ def main() -> None:
             )
         bare.append(_timed(bare_cmd, env))
 
-    import torch
     from models import build_model
 
-    n_params = build_model(cfg.model, data["train"].meta).num_parameters()
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     wall_b, wall_h = [w for w, _ in bare], [w for w, _ in harness]
     # each harness run against the two bare runs around it: the spread shows the machine's noise
     pairs = [h / ((wall_b[i] + wall_b[i + 1]) / 2) for i, h in enumerate(wall_h)]
+    return {
+        "steps": steps,
+        "bare": bare,
+        "harness": harness,
+        "pairs": pairs,
+        "cfg": cfg,
+        "parameters": build_model(cfg.model, data["train"].meta).num_parameters(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(DEFAULT_CONFIG))
+    ap.add_argument("--seconds", type=float, default=60.0, help="target length of one bare run")
+    ap.add_argument("--repeats", type=int, default=2, help="harness runs (bare runs: one more)")
+    ap.add_argument("--bare", metavar="CONFIG", help=argparse.SUPPRESS)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+    if args.bare:
+        return _bare_main(args.bare)
+
+    import torch
+
+    r = measure(args.config, args.seconds, args.repeats, args.overrides)
+    cfg, steps, bare, harness, pairs = r["cfg"], r["steps"], r["bare"], r["harness"], r["pairs"]
+    n_params = r["parameters"]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    wall_b, wall_h = [w for w, _ in bare], [w for w, _ in harness]
     print(f"config: {args.config} {' '.join(args.overrides)}")
     print(
         f"model: {cfg.model.arch}  params: {n_params:,}  steps: {steps}  batch: {cfg.train.batch_size}  "

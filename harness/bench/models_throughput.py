@@ -55,9 +55,9 @@ def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int
     }
     model.train()
     carry = model.initial_carry(batch)
-    times = []
+    times, cpu_times = [], []
     for step in range(warmup + steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         carry, loss, _, _ = model(carry, batch, generator=torch.Generator().manual_seed(step))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -65,6 +65,7 @@ def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int
         model.puzzle_emb_step(1e-2, 0.1)
         if step >= warmup:
             times.append(time.perf_counter() - t)
+            cpu_times.append(time.thread_time() - c)  # this thread only: all of it with 1 torch thread
     step_s = sum(times) / len(times)
     flops = model.flops_per_example("train") * batch_size
     return {
@@ -73,6 +74,28 @@ def time_training_steps(cfg, batch_size: int, steps: int, warmup: int, seed: int
         "train_flops_per_step": flops,
         "step_s": step_s,
         "flops_per_s": flops / step_s,
+        "step_times": times,
+        "step_cpu_times": cpu_times,
+    }
+
+
+def measure(models: dict, batch: int, steps: int, warmup: int, matmul_n: int, seed: int = 0) -> dict:
+    """Each model's training-step figures (time_training_steps) with its achieved FLOP/s as a
+    fraction of the better of two fp32 matmul measurements taken before and after."""
+    peak_before = matmul_flops_per_s(matmul_n)
+    rows = {name: time_training_steps(cfg, batch, steps, warmup, seed) for name, cfg in models.items()}
+    peak_after = matmul_flops_per_s(matmul_n)
+    peak = max(peak_before, peak_after)  # both measured; the better one is the reference
+    for r in rows.values():
+        r["fraction_of_matmul"] = r["flops_per_s"] / peak
+    return {
+        "threads": torch.get_num_threads(),
+        "batch": batch,
+        "steps": steps,
+        "matmul_n": matmul_n,
+        "matmul_flops_per_s": peak,
+        "matmul_flops_per_s_before_after": [peak_before, peak_after],
+        "models": rows,
     }
 
 
@@ -91,23 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    peak_before = matmul_flops_per_s(args.matmul)
-    rows = {
-        name: time_training_steps(MODELS[name], args.batch, args.steps, args.warmup) for name in args.models
-    }
-    peak_after = matmul_flops_per_s(args.matmul)
-    peak = max(peak_before, peak_after)  # both measured; the better one is the reference
-    for r in rows.values():
-        r["fraction_of_matmul"] = r["flops_per_s"] / peak
-    result = {
-        "threads": torch.get_num_threads(),
-        "batch": args.batch,
-        "steps": args.steps,
-        "matmul_n": args.matmul,
-        "matmul_flops_per_s": peak,
-        "matmul_flops_per_s_before_after": [peak_before, peak_after],
-        "models": rows,
-    }
+    result = measure(
+        {name: MODELS[name] for name in args.models}, args.batch, args.steps, args.warmup, args.matmul
+    )
+    peak, (peak_before, peak_after), rows = (
+        result["matmul_flops_per_s"],
+        result["matmul_flops_per_s_before_after"],
+        result["models"],
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -149,6 +149,43 @@ def _union(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
+def measure(
+    steps: int,
+    trials: int,
+    runs_dir: Path,
+    address: str | None = None,
+    overrides: list[str] | None = None,
+    modes: tuple[str, ...] = ("train-job", "serial", "parallel"),
+) -> list[dict]:
+    """The sweeps of `modes` (see the module doc), each a run_one() result, in one Ray (started
+    here unless `address` is given; left running for the caller to shut down)."""
+    import os
+
+    from harness.launch import ensure_ray
+
+    runs_dir = Path(runs_dir).resolve()
+    shutil.rmtree(runs_dir / "sweeps", ignore_errors=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # One logical CPU more than cores: each trial's driver (a Tune actor) asks for 0.01 CPU, and
+    # two 1-CPU workers plus two drivers must fit at once (what `rbench sweep` sizes a local Ray to).
+    ensure_ray(address, runs_dir=runs_dir, num_cpus=(os.cpu_count() or 1) + 1)
+    import ray
+
+    print(
+        f"Ray resources: {ray.cluster_resources().get('CPU', 0):g} CPUs; "
+        f"{steps} steps per trial; base {BASE.relative_to(REPO)}"
+    )
+    n = max(2, trials)
+    settings = {"train-job": (1, False), "serial": (1, True), "parallel": (2, True)}
+    return [
+        run_one(
+            runs_dir, f"bench-{mode}", settings[mode][0], steps, list(overrides or []), settings[mode][1], n
+        )
+        for mode in modes
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300, help="training steps per trial")
@@ -158,30 +195,10 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="experiment overrides, e.g. model.hidden=64")
     args = ap.parse_args()
 
-    import os
-
-    from harness.launch import ensure_ray
-
-    runs_dir = Path(args.runs_dir).resolve()
-    shutil.rmtree(runs_dir / "sweeps", ignore_errors=True)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # One logical CPU more than cores: each trial's driver (a Tune actor) asks for 0.01 CPU, and
-    # two 1-CPU workers plus two drivers must fit at once (what `rbench sweep` sizes a local Ray to).
-    ensure_ray(args.address, runs_dir=runs_dir, num_cpus=(os.cpu_count() or 1) + 1)
+    results = measure(args.steps, args.trials, Path(args.runs_dir), args.address, args.overrides)
     import ray
 
-    print(
-        f"Ray resources: {ray.cluster_resources().get('CPU', 0):g} CPUs; "
-        f"{args.steps} steps per trial; base {BASE.relative_to(REPO)}"
-    )
-
     n = max(2, args.trials)
-    results = [
-        run_one(runs_dir, "bench-train-job", 1, args.steps, args.overrides, False, n),
-        run_one(runs_dir, "bench-serial", 1, args.steps, args.overrides, True, n),
-        run_one(runs_dir, "bench-parallel", 2, args.steps, args.overrides, True, n),
-    ]
     print()
     print(
         f"{'sweep':<18}{'trial':>6}{'overhead s':>12}{'actor':>8}{'job':>8}{'engine':>8}"
