@@ -47,6 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="minimum effect per kind, e.g. time=0.15 accuracy=0.05 (repeatable)",
     )
     c.add_argument("--report", type=Path, help="also write the comparison as Markdown here")
+    c.add_argument(
+        "--missing-baseline",
+        choices=["error", "warn"],
+        default="error",
+        help="when BASELINE does not exist: error (exit 2, the default) or warn and exit 0 (a "
+        "scheduled job's first run, whose results become the baseline)",
+    )
     c.set_defaults(func=compare_main)
 
     h = bsub.add_parser(
@@ -94,7 +101,18 @@ def compare_main(args: argparse.Namespace) -> int:
     if not 0 < alpha < 1:
         raise UserError(f"--alpha: expected a number between 0 and 1, got {alpha}")
     effects = _min_effects(args.min_effect)
-    base, new = results.read_baseline(args.baseline), results.read(args.new)
+    new = results.read(args.new)  # the new results are checked either way
+    if not args.baseline.exists() and args.missing_baseline == "warn":
+        note = (
+            f"warning: no baseline {args.baseline}: nothing compared. Commit these results "
+            f"({args.new}) as {args.baseline} to compare the next runs with them."
+        )
+        print(note, file=sys.stderr)
+        if args.report:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(note.replace("warning: ", "**No baseline.** ") + "\n")
+        return 0
+    base = results.read_baseline(args.baseline)
     rows = compare(base, new, alpha, effects)
     head = header(base, new)
     for line in head:

@@ -258,3 +258,18 @@ def test_history_plots_a_metric_across_files(tmp_path, capsys):
     assert "2 results files" in capsys.readouterr().out
     assert main(["bench", "history", str(tmp_path), "--metric", "no/such"]) == 2
     assert "metrics found" in capsys.readouterr().err
+
+
+def test_missing_baseline_is_an_error_unless_told_to_warn(tmp_path, capsys):
+    new, missing = str(SAMPLES / "smoke-b.json"), str(tmp_path / "baselines" / "nightly.json")
+    assert main(["bench", "compare", missing, new]) == 2
+    assert "file not found" in capsys.readouterr().err
+    report = tmp_path / "report.md"
+    code = main(["bench", "compare", missing, new, "--missing-baseline", "warn", "--report", str(report)])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "no baseline" in err and "nothing compared" in err
+    assert "No baseline" in report.read_text()
+    # the new results are still validated: a broken file is not waved through
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["bench", "compare", missing, str(tmp_path / "bad.json"), "--missing-baseline", "warn"]) == 2
