@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import services as S
-from test_sweep import REPO, child_runs, optuna_trials, registered_checkpoint, trial_over, write_sweep
+from test_sweep import REPO, child_runs, kill_driver_mid_trial, optuna_trials, write_sweep
 
 pytestmark = pytest.mark.slow
 STEPS = 240
@@ -91,48 +91,6 @@ def cluster(postgres):
         shutil.rmtree(logs, ignore_errors=True)
 
 
-def _kill_driver_mid_sweep(cmd, env, sweep_dir: Path, log_path: Path) -> int:
-    """Start `rbench sweep`, SIGKILL it once a trial is done and another is mid-training with a
-    registered checkpoint. Returns the interrupted trial's number."""
-    import optuna
-
-    from harness.sweep import open_storage
-
-    study = None
-    with open(log_path, "w") as log:
-        driver = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline, victim = time.time() + 300, None
-        try:
-            while time.time() < deadline and victim is None:
-                assert driver.poll() is None, log_path.read_text()[-3000:]
-                if study is None and (sweep_dir / "sweep.json").is_file():
-                    state = json.loads((sweep_dir / "sweep.json").read_text())
-                    study = optuna.load_study(
-                        study_name=state["sweep_id"], storage=open_storage(state["storage"])
-                    )
-                if study is not None:
-                    trials = study.get_trials(deepcopy=False)
-                    if any(t.state.name == "COMPLETE" for t in trials):
-                        for t in trials:
-                            d = sweep_dir / "trials" / f"trial_{t.number:05d}"
-                            if (
-                                t.state.name == "RUNNING"
-                                and registered_checkpoint(d, 10)
-                                and not trial_over(d)
-                            ):
-                                os.kill(driver.pid, signal.SIGKILL)
-                                victim = t.number
-                                break
-                time.sleep(0.2)
-        finally:
-            if victim is None:
-                driver.kill()
-            driver.wait(timeout=60)
-    if victim is None:
-        pytest.fail("the sweep did not reach the point to kill its driver:\n" + log_path.read_text()[-3000:])
-    return victim
-
-
 def test_sweep_on_postgres_mlflow_server_and_ray_nodes_resumes_and_leaks_no_password(
     cluster, tmp_path, experiment_file, monkeypatch
 ):
@@ -154,7 +112,7 @@ def test_sweep_on_postgres_mlflow_server_and_ray_nodes_resumes_and_leaks_no_pass
     )
     sweep_dir = load_spec(spec).sweep_dir
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(spec), "--address", cluster["ray"].address]
-    victim = _kill_driver_mid_sweep(cmd, env, sweep_dir, tmp_path / "driver.log")
+    victim = kill_driver_mid_trial(cmd, sweep_dir, tmp_path / "driver.log", env=env)
     state = json.loads((sweep_dir / "sweep.json").read_text())
     pg = cluster["pg"]
     assert state["storage"] == f"postgresql://rbench:***@127.0.0.1:{pg.port}/optuna"

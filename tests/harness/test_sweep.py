@@ -102,6 +102,41 @@ def optuna_trials(sweep_dir: Path) -> list:
     return study.get_trials(deepcopy=False)
 
 
+def kill_driver_mid_trial(cmd: list[str], sweep_dir: Path, log_path: Path, *, env=None, timeout=300) -> int:
+    """Start `rbench sweep` (`cmd`) and SIGKILL it once one trial is done and another is still
+    mid-training with a registered checkpoint at step 10. Returns the interrupted trial's number;
+    fails the test if the sweep never gets there."""
+    victim = None
+    with open(log_path, "w") as log:
+        driver = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline and victim is None:
+                assert driver.poll() is None, log_path.read_text()[-3000:]
+                if (sweep_dir / "sweep.json").is_file():
+                    trials = optuna_trials(sweep_dir)
+                    if any(t.state.name == "COMPLETE" for t in trials):
+                        for t in trials:
+                            trial_dir = sweep_dir / "trials" / f"trial_{t.number:05d}"
+                            if (
+                                t.state.name == "RUNNING"
+                                and registered_checkpoint(trial_dir, 10)
+                                and not trial_over(trial_dir)
+                            ):
+                                # at once: the trial trains on, and must still be mid-training
+                                os.kill(driver.pid, signal.SIGKILL)
+                                victim = t.number
+                                break
+                time.sleep(0.1)
+        finally:
+            if victim is None:
+                driver.kill()
+            driver.wait(timeout=60)
+    if victim is None:
+        pytest.fail("the sweep did not reach the point to kill its driver:\n" + log_path.read_text()[-3000:])
+    return victim
+
+
 class WorkerKiller(threading.Thread):
     """Watches the sweep's trial folders; SIGKILLs the training process (rank 0: for a 1-worker
     trial, the Tune trial's own actor) of the first trial that registered a checkpoint at
@@ -294,32 +329,7 @@ def test_killed_driver_resumes_two_families_without_duplicates_or_losses(
     sweep_dir = load_spec(spec).sweep_dir
     expected = {(f, s) for f in families for s in (0, 1)}
     cmd = [sys.executable, "-m", "harness.cli", "sweep", str(spec), "--address", ray_cluster.address]
-    log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    deadline, victim = time.time() + 300, None
-    try:
-        while time.time() < deadline and victim is None:
-            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-            if (sweep_dir / "sweep.json").is_file():
-                trials = optuna_trials(sweep_dir)
-                if any(t.state.name == "COMPLETE" for t in trials):
-                    for t in trials:
-                        trial_dir = sweep_dir / "trials" / f"trial_{t.number:05d}"
-                        if (
-                            t.state.name == "RUNNING"
-                            and registered_checkpoint(trial_dir, 10)
-                            and not trial_over(trial_dir)
-                        ):
-                            # at once: the trial trains on, and must still be mid-training
-                            os.kill(driver.pid, signal.SIGKILL)
-                            victim = t.number
-                            break
-            time.sleep(0.1)
-        if victim is None:
-            pytest.fail("the sweep did not reach the point to kill its driver")
-    finally:
-        driver.wait(timeout=60)
-        log.close()
+    victim = kill_driver_mid_trial(cmd, sweep_dir, tmp_path / "driver.log")
     interrupted = status(sweep_dir)
     assert interrupted["counts"]["interrupted"] == 1 and interrupted["counts"]["done"] >= 1
     assert not interrupted["driver_alive"]
